@@ -1,0 +1,36 @@
+# Two entry points for a fresh machine: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Custom-resource schemas (kubeconform layout) are data the project reads, never copies in.
+SHARED_SCHEMAS := $(abspath ../shared/schemas/crds)
+ifneq ($(wildcard $(SHARED_SCHEMAS)),)
+export RENDER_SCHEMA_LOCATION ?= $(SHARED_SCHEMAS)
+endif
+
+.PHONY: demo test tools bench golden clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/render --offline
+
+tools:
+	bash scripts/install-tools.sh
+
+test: $(BIN)/.installed tools
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
+
+golden: $(BIN)/.installed
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_render.py --bundles 10000
+
+clean:
+	rm -rf rendered bench/out

@@ -1,0 +1,264 @@
+"""Stage 1 of the flow: read the environments repo (CONTRACT §1) into typed, frozen inputs.
+
+load -> plan -> verify -> render -> validate -> write.  This module only reads files; it never
+renders. It reports every problem it finds, compiler-style (``path:line: field: problem``), by
+raising one ``InputError`` at the end, so a user fixes a whole run at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, Optional, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import InputError, Problem
+from .models import DNS_LABEL_RE, Platform, Plugin, PluginInstall, Publisher, Tenant
+from .yamlio import Document, YamlProblem, field_name, load_document
+
+M = TypeVar("M", bound=BaseModel)
+
+RESERVED = {"publishers", "catalog"}
+
+
+@dataclass(frozen=True)
+class Source(Generic[M]):
+    """One input file: its model, where it came from, and what its bytes hash to."""
+
+    model: M
+    path: str  # relative to the environments root, '/'-separated
+    doc: Document
+    sha256: str
+
+    def line(self, *path) -> int:
+        return self.doc.line_of(tuple(path))
+
+
+@dataclass(frozen=True)
+class CatalogVersion:
+    plugin: Source[Plugin]
+    dir: Path
+    files_sha256: str  # over every file of the version folder: names and bytes
+    signature_file: Optional[Path]
+    migrations: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class TenantInput:
+    tenant: Source[Tenant]
+    installs: tuple[Source[PluginInstall], ...]
+
+
+@dataclass(frozen=True)
+class EnvironmentInput:
+    name: str
+    platform: Source[Platform]
+    tenants: tuple[TenantInput, ...]
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What loaded cleanly, plus the problems of what did not (``plan`` reports them all at once)."""
+
+    root: Path
+    publishers: dict  # name -> Source[Publisher]
+    catalog: dict  # (plugin, version) -> CatalogVersion
+    environments: tuple[EnvironmentInput, ...]
+    problems: tuple[Problem, ...] = ()
+    broken: frozenset = frozenset()  # catalog keys and publisher names whose files did not load
+
+
+@dataclass
+class _Reader:
+    root: Path
+    problems: list = field(default_factory=list)
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def problem(self, path: Path | str, line: int, fld: str, message: str) -> None:
+        self.problems.append(Problem(path if isinstance(path, str) else self.rel(path), line, fld, message))
+
+    def read(self, path: Path, model: type[M]) -> Optional[Source[M]]:
+        rel = self.rel(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            self.problem(rel, 0, "", f"cannot read file: {exc.strerror}")
+            return None
+        try:
+            doc = load_document(raw)
+        except YamlProblem as exc:
+            self.problem(rel, exc.line, exc.field, exc.message)
+            return None
+        try:
+            obj = model.model_validate(doc.data)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+                # pydantic reports Annotated/union branches as extra loc parts; keep only real fields
+                loc = _real_path(doc.data, loc)
+                self.problem(rel, doc.line_of(loc), field_name(loc) or "(document)", _message(err))
+            return None
+        return Source(obj, rel, doc, hashlib.sha256(raw).hexdigest())
+
+
+def _real_path(data, loc: tuple) -> tuple:
+    """Trim a pydantic error location to the part that exists in (or is missing from) the data."""
+    out: list = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not part.startswith(("str", "int", "[")):
+            out.append(part)  # a missing or unknown key: name it, it has no line of its own
+            break
+        else:
+            continue
+    return tuple(out)
+
+
+def _message(err: dict) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field (not part of the schema; check the spelling)"
+    if kind == "missing":
+        return "required field is missing"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg
+
+
+def _files_sha256(folder: Path) -> str:
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        h.update(path.relative_to(folder).as_posix().encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
+    return h.hexdigest()
+
+
+def _yaml_files(reader: _Reader, folder: Path) -> list[Path]:
+    out = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_file() and path.suffix == ".yaml":
+            out.append(path)
+        else:
+            reader.problem(path, 0, "", f"unexpected {'folder' if path.is_dir() else 'file'}: only <name>.yaml files belong in {reader.rel(folder)}/")
+    return out
+
+
+def _name_matches(reader: _Reader, src: Source, expected: str, what: str) -> None:
+    actual = src.model.metadata.name
+    if actual != expected:
+        reader.problem(src.path, src.line("metadata", "name"), "metadata.name",
+                       f"{actual!r} differs from the {what} {expected!r}; they must be equal")
+
+
+def load(root: Path, only_env: Optional[str] = None) -> Inputs:
+    """Read and check every input file under ``root``. Problems are collected in ``Inputs.problems``
+    (``plan`` raises them together with its own); only a missing root raises here."""
+    root = root.resolve()
+    reader = _Reader(root)
+    if not root.is_dir():
+        raise InputError([Problem(str(root), 0, "", "environments folder does not exist")])
+
+    publishers: dict = {}
+    broken: set = set()
+    pub_dir = root / "publishers"
+    if not pub_dir.is_dir():
+        reader.problem("publishers", 0, "", "missing folder publishers/ (one <publisher>.yaml each)")
+    else:
+        for path in _yaml_files(reader, pub_dir):
+            src = reader.read(path, Publisher)
+            if not src:
+                broken.add(path.stem)
+            if src:
+                _name_matches(reader, src, path.stem, "file name")
+                publishers[path.stem] = src
+
+    catalog: dict = {}
+    cat_dir = root / "catalog"
+    if not cat_dir.is_dir():
+        reader.problem("catalog", 0, "", "missing folder catalog/ (catalog/<plugin>/<version>/plugin.yaml)")
+    else:
+        for plugin_dir in sorted(p for p in cat_dir.iterdir() if not p.name.startswith(".")):
+            if not plugin_dir.is_dir():
+                reader.problem(plugin_dir, 0, "", "unexpected file: catalog/ holds one folder per plugin")
+                continue
+            for version_dir in sorted(p for p in plugin_dir.iterdir() if not p.name.startswith(".")):
+                manifest = version_dir / "plugin.yaml"
+                if not manifest.is_file():
+                    reader.problem(version_dir, 0, "", "missing plugin.yaml in this catalog version folder")
+                    continue
+                src = reader.read(manifest, Plugin)
+                if not src:
+                    broken.add((plugin_dir.name, version_dir.name))
+                    continue
+                _name_matches(reader, src, plugin_dir.name, "catalog folder name")
+                if src.model.metadata.version != version_dir.name:
+                    reader.problem(src.path, src.line("metadata", "version"), "metadata.version",
+                                   f"{src.model.metadata.version!r} differs from the folder name {version_dir.name!r}")
+                sig = version_dir / "signature.json"
+                mig_dir = version_dir / "migrations"
+                migrations = tuple(sorted(mig_dir.glob("*.sql"))) if mig_dir.is_dir() else ()
+                if migrations and src.model.spec.database is None:
+                    reader.problem(src.path, src.line("spec"), "spec.database",
+                                   "the version ships migrations/ but declares no database")
+                catalog[(plugin_dir.name, version_dir.name)] = CatalogVersion(
+                    src, version_dir, _files_sha256(version_dir), sig if sig.is_file() else None, migrations
+                )
+
+    environments = []
+    env_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in RESERVED
+                      and (p / "platform.yaml").is_file())
+    if only_env is not None:
+        if only_env not in [p.name for p in env_dirs]:
+            raise InputError([Problem(only_env, 0, "--env", f"no environment {only_env!r} (no {only_env}/platform.yaml)")])
+        env_dirs = [p for p in env_dirs if p.name == only_env]
+    if not env_dirs:
+        reader.problem(".", 0, "", "no environment found (no <env>/platform.yaml)")
+    for env_dir in env_dirs:
+        if not DNS_LABEL_RE.match(env_dir.name) or len(env_dir.name) > 63:
+            reader.problem(env_dir, 0, "", "an environment folder name must be a DNS label")
+            continue
+        platform = reader.read(env_dir / "platform.yaml", Platform)
+        if platform:
+            _name_matches(reader, platform, env_dir.name, "environment folder name")
+        tenants = []
+        tenants_dir = env_dir / "tenants"
+        for tenant_dir in sorted(tenants_dir.iterdir()) if tenants_dir.is_dir() else []:
+            if tenant_dir.name.startswith("."):
+                continue
+            if not tenant_dir.is_dir():
+                reader.problem(tenant_dir, 0, "", "unexpected file: tenants/ holds one folder per tenant id")
+                continue
+            tenant_file = tenant_dir / "tenant.yaml"
+            if not tenant_file.is_file():
+                reader.problem(tenant_dir, 0, "", "missing tenant.yaml in this tenant folder")
+                continue
+            tenant = reader.read(tenant_file, Tenant)
+            if tenant:
+                _name_matches(reader, tenant, tenant_dir.name, "tenant folder name")
+            installs = []
+            plugins_dir = tenant_dir / "plugins"
+            if plugins_dir.is_dir():
+                for path in _yaml_files(reader, plugins_dir):
+                    inst = reader.read(path, PluginInstall)
+                    if inst:
+                        _name_matches(reader, inst, path.stem, "file name")
+                        installs.append(inst)
+            if tenant:
+                tenants.append(TenantInput(tenant, tuple(installs)))
+        if platform:
+            environments.append(EnvironmentInput(env_dir.name, platform, tuple(tenants)))
+
+    return Inputs(root, publishers, catalog, tuple(environments), tuple(reader.problems), frozenset(broken))

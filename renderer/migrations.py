@@ -1,0 +1,491 @@
+"""The migration gate: a catalog version's PostgreSQL migrations must not break the version before it.
+
+Where it sits (cli -> pipeline -> load -> plan -> verify -> render -> ...): a ``verify``-stage
+check of the input, run by ``pipeline`` once ``plan`` knows the (plugin, version) pairs that
+installs use and before ``render``; blocking findings become ``Problem``s and reject the run like
+any other input error.
+
+Input (CONTRACT section 1): ``catalog/<plugin>/<version>/migrations/*.sql``, applied in file-name
+order. Every catalog version carries its plugin's whole migration history, so:
+
+* the *previous* version of V is the highest catalog version of the plugin below V by semver
+  precedence (``renderer.semver``), whichever versions installs use;
+* V's *new* migrations are its files whose names the previous version does not have;
+* a file of the previous version whose bytes differ in V is ``migration-rewritten``: databases
+  that already ran it would never run the new text, so tenants upgraded from the previous version
+  and tenants installed fresh at V would end up with different schemas;
+* a file of the previous version that V lacks is ``migration-removed``: a fresh install of V would
+  miss part of the schema that upgraded tenants have (and a migration tool that checks its
+  history would refuse to run);
+* a new file whose name sorts before the previous version's last file is
+  ``migration-out-of-order``: a fresh install would run it before that file, an upgraded
+  tenant after it, so the two would not be built by the same sequence of statements.
+
+Forward compatibility: after V's new migrations the previous version must keep running, so that
+rolling a tenant back from V is safe. Squawk (pip package ``squawk-cli``) lints the new files; its
+rules that break code written against the old schema (``BLOCKING_RULES``) reject the version, all
+its other findings (locks, timeouts, bigint, robustness...) are warnings: they are about how a
+migration runs, not about whether the old version survives it. Invalid SQL (squawk's
+``syntax-error``) and files that are not UTF-8 are always errors.
+
+The lowest catalog version has no previous version: no tenant can be rolled back from it to an
+older one, so its findings are warnings (invalid SQL is still an error).
+
+Squawk's own ``-- squawk-ignore`` / ``-- squawk-ignore-file`` comments are *not* honoured: they
+would let a publisher switch the gate off with one comment. The files are linted from copies in
+which every ``squawk-ignore`` is replaced by a same-length word (lines and columns do not move),
+from a scratch directory with an explicit empty config, so that no ``.squawk.toml`` in the
+environments repo (or above the working directory) can exclude rules either. The supported,
+checkable way to make a breaking change is the ``-- contract-since: X.Y.Z`` marker described in
+``docs/migrations.md``: it allows the blocking findings of its file only when the previous version
+is X.Y.Z or later, and ``rollback_floor`` tells the pipeline which running versions may then be
+moved to V.
+
+``check_catalog`` checks each asked version together with the versions below it (its
+history): a tenant on an old version that upgrades to V runs every intermediate version's new
+files, so a breaking file in an unused intermediate version is as dangerous as one in V.
+
+Squawk runs once per version (all new files in one process, ~3 ms); its output is memoised in
+process by the sha256 of the file set (names and bytes), so 10,000 installs of one version, or
+two versions that add the same files, run it once. The memo is not persisted: at this cost a disk
+cache would not pay for its invalidation rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from renderer.errors import EXIT_OUTSIDE, Problem, RenderError
+from renderer.semver import Version, is_semver
+
+# Squawk rules whose statements break code written for the schema before them (verified against
+# squawk 2.70.0). Each removes, renames, moves or retypes something the old version names, or
+# changes what its reads return or what its writes must supply.
+BLOCKING_RULES = frozenset(
+    {
+        # the issue's list
+        "ban-drop-column",
+        "ban-drop-table",
+        "renaming-column",
+        "renaming-table",
+        "changing-column-type",
+        "adding-required-field",  # new NOT NULL column without default: old INSERTs fail
+        "adding-not-nullable-field",  # SET NOT NULL: old INSERTs that leave it NULL fail
+        # removes objects the old version may use
+        "ban-drop-database",
+        "ban-drop-schema",
+        "ban-drop-view",
+        "ban-drop-function",
+        "ban-drop-type",
+        "ban-drop-sequence",
+        "ban-drop-domain",
+        "ban-drop-extension",
+        "ban-drop-constraint",  # e.g. the unique constraint an old ON CONFLICT names
+        # renames or moves objects the old version names
+        "renaming-object",
+        "ban-set-schema",
+        # changes the contract of a column the old version reads or writes
+        "ban-drop-default",  # old INSERTs omitting the column now write NULL (or fail)
+        "ban-drop-not-null",  # old reads may now meet NULLs written by the new version
+        "ban-alter-identity",  # old INSERTs relying on (or supplying) generated ids fail
+        "ban-drop-generated-expression",  # old INSERTs leave the column NULL
+        # opt-in in squawk, enabled below: the old version loses privileges it uses
+        "ban-revoke",
+    }
+)
+OPT_IN_RULES = ("ban-revoke",)
+SYNTAX_RULE = "syntax-error"
+
+CONTRACT_MARKER_RE = re.compile(r"^[ \t]*--[ \t]*contract-since:[ \t]*(\S+)[ \t]*\r?$")
+_IGNORE_RE = re.compile(rb"(?i)squawk-ignore")
+_IGNORE_NEUTRAL = b"squawk-nogate"  # same length: squawk's lines and columns stay right
+_DOC = "docs/migrations.md"
+
+_memo: dict[str, tuple["_Raw", ...]] = {}
+_runs = 0
+
+
+@dataclass(frozen=True, order=True)
+class MigrationFinding:
+    """One finding of the gate; ``blocking`` ones reject the catalog version."""
+
+    path: Path  # the migration file (for migration-removed: where V should hold it)
+    line: int  # 1-based; 0 when not about a line
+    rule: str  # squawk's rule name, or migration-rewritten / -removed / -out-of-order, ...
+    message: str
+    blocking: bool
+
+
+@dataclass(frozen=True)
+class _Raw:
+    name: str
+    line: int  # 1-based
+    rule: str
+    message: str
+
+
+class SquawkFailed(RenderError):
+    """Squawk is missing, crashed or printed something that is not its JSON report."""
+
+    exit_code = EXIT_OUTSIDE
+    hint = "reinstall the renderer with its dependencies (pip package squawk-cli) and run again"
+
+
+def squawk_path() -> str:
+    """The squawk binary: next to the running Python (its venv), else on PATH."""
+    local = Path(sys.executable).parent / "squawk"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    found = shutil.which("squawk")
+    if found:
+        return found
+    raise SquawkFailed("squawk is not installed: the migration gate cannot check PostgreSQL migrations")
+
+
+def squawk_run_count() -> int:
+    """How many squawk processes this process has started (the memo keeps it low)."""
+    return _runs
+
+
+def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFinding]:
+    """Check one catalog version against the version just before it (one step, not its history).
+
+    A folder that does not exist or is not a semantic version gives no findings: ``load``
+    reports those.
+    """
+    catalog_plugin_dir = Path(catalog_plugin_dir)
+    version_dir = catalog_plugin_dir / version
+    if not is_semver(version) or not version_dir.is_dir():
+        return []
+    previous = _previous(catalog_plugin_dir, version)
+    mig_dir = version_dir / "migrations"
+    files = _migrations(version_dir)
+    findings: list[MigrationFinding] = []
+    if previous is None:
+        new = files
+    else:
+        old = _migrations(catalog_plugin_dir / previous)
+        for name, data in old.items():
+            if name not in files:
+                findings.append(
+                    MigrationFinding(
+                        mig_dir / name,
+                        0,
+                        "migration-removed",
+                        f"{name} of version {previous} is missing from {version}; a version keeps every "
+                        f"migration of the versions before it: copy {previous}/migrations/{name} back unchanged",
+                        True,
+                    )
+                )
+            elif files[name] != data:
+                findings.append(
+                    MigrationFinding(
+                        mig_dir / name,
+                        _first_difference(data, files[name]),
+                        "migration-rewritten",
+                        f"this file differs from the one in version {previous}; tenants that already ran it "
+                        f"will never run the new text: restore it byte for byte and put the change in a new file "
+                        f"that sorts after the last one",
+                        True,
+                    )
+                )
+        new = {name: data for name, data in files.items() if name not in old}
+        if old:
+            last = max(old)
+            for name in new:
+                if name < last:
+                    findings.append(
+                        MigrationFinding(
+                            mig_dir / name,
+                            0,
+                            "migration-out-of-order",
+                            f"new migration sorts before {last} of version {previous}, so fresh and upgraded "
+                            f"databases would run it in a different order: rename it to sort after {last}",
+                            True,
+                        )
+                    )
+    findings.extend(_lint_new(mig_dir, new, version, previous))
+    return sorted(findings)
+
+
+def check_catalog(
+    catalog_dir: Path, wanted: Iterable[tuple[str, str]] | None = None, *, history: bool = True
+) -> list[MigrationFinding]:
+    """Check the asked (plugin, version) pairs (None: every catalog version).
+
+    With ``history`` (the default) each asked version is checked with every catalog version of
+    its plugin below it, since upgrading to it runs their new files too. "Previous" is always
+    computed over all catalog versions. Pairs that name no catalog folder are skipped (``load``
+    reports them). Findings are sorted and free of duplicates.
+    """
+    catalog_dir = Path(catalog_dir)
+    if wanted is None:
+        pairs = {
+            (p.name, v.name)
+            for p in _subdirs(catalog_dir)
+            for v in _subdirs(p)
+            if is_semver(v.name)
+        }
+    else:
+        pairs = set(wanted)
+    steps: set[tuple[str, str]] = set()
+    for plugin, version in pairs:
+        if Path(plugin).name != plugin or Path(version).name != version or not is_semver(version):
+            continue
+        plugin_dir = catalog_dir / plugin
+        if not (plugin_dir / version).is_dir():
+            continue
+        steps.add((plugin, version))
+        if history:
+            top = Version(version)
+            steps.update((plugin, text) for ver, text in _versions(plugin_dir) if ver < top)
+    found: set[MigrationFinding] = set()
+    for plugin, version in sorted(steps):
+        found.update(check_version(catalog_dir / plugin, version))
+    return sorted(found)
+
+
+def as_problems(findings: Iterable[MigrationFinding], root: Path) -> list[Problem]:
+    """The blocking findings as ``Problem``s, paths relative to ``root`` (the environments repo)."""
+    root = Path(root)
+    problems = []
+    for f in findings:
+        if not f.blocking:
+            continue
+        try:
+            path = f.path.relative_to(root).as_posix()
+        except ValueError:
+            path = f.path.as_posix()
+        problems.append(Problem(path, f.line, f"migrations: {f.rule}", f.message))
+    return sorted(problems)
+
+
+def rollback_floor(catalog_plugin_dir: Path, version: str) -> str | None:
+    """The oldest version whose code may run on the schema that ``version``'s migrations leave.
+
+    It is the highest ``-- contract-since:`` version among ``version``'s migration files (they
+    hold the whole history, so every earlier contract step is counted); None when there is none,
+    i.e. any earlier version may. The pipeline should move a tenant between versions A and B only
+    if ``min(A, B) >= rollback_floor(max(A, B))``; a fresh install is always fine.
+    """
+    files = _migrations(Path(catalog_plugin_dir) / version)
+    best: Version | None = None
+    for data in files.values():
+        for _line, text in _markers(data):
+            if text is not None and is_semver(text):
+                v = Version(text)
+                if best is None or best < v:
+                    best = v
+    return None if best is None else best.text
+
+
+# --- internals -----------------------------------------------------------------------------
+
+
+def _subdirs(path: Path) -> list[Path]:
+    return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+
+def _versions(plugin_dir: Path) -> list[tuple[Version, str]]:
+    return sorted((Version(d.name), d.name) for d in _subdirs(plugin_dir) if is_semver(d.name))
+
+
+def _previous(plugin_dir: Path, version: str) -> str | None:
+    this = Version(version)
+    below = [text for ver, text in _versions(plugin_dir) if ver < this]
+    return below[-1] if below else None
+
+
+def _migrations(version_dir: Path) -> dict[str, bytes]:
+    mig_dir = version_dir / "migrations"
+    if not mig_dir.is_dir():
+        return {}
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(mig_dir.iterdir(), key=lambda p: p.name)
+        if p.suffix == ".sql" and p.is_file()
+    }
+
+
+def _first_difference(old: bytes, new: bytes) -> int:
+    old_lines, new_lines = old.split(b"\n"), new.split(b"\n")
+    for i, (a, b) in enumerate(zip(old_lines, new_lines)):
+        if a != b:
+            return i + 1
+    return min(len(old_lines), len(new_lines)) + 1
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _markers(data: bytes) -> list[tuple[int, str | None]]:
+    """``contract-since`` lines: (1-based line, version text, or None when malformed)."""
+    out = []
+    for i, raw in enumerate(data.split(b"\n")):
+        if b"contract-since" not in raw.lower():
+            continue
+        m = CONTRACT_MARKER_RE.match(raw.decode("utf-8", "replace"))
+        out.append((i + 1, m.group(1) if m and is_semver(m.group(1)) else None))
+    return out
+
+
+def _lint_new(mig_dir: Path, new: dict[str, bytes], version: str, previous: str | None) -> list[MigrationFinding]:
+    findings: list[MigrationFinding] = []
+    texts: dict[str, bytes] = {}
+    for name, data in new.items():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            findings.append(
+                MigrationFinding(
+                    mig_dir / name,
+                    data[: err.start].count(b"\n") + 1,
+                    "encoding",
+                    "migration is not UTF-8: save it as UTF-8",
+                    True,
+                )
+            )
+            continue
+        texts[name] = data
+
+    # Which files may break the previous version: a valid contract-since marker <= previous.
+    waived: dict[str, str] = {}
+    if previous is not None:
+        prev = Version(previous)
+        for name, data in texts.items():
+            marks = _markers(data)
+            ok = bool(marks)
+            for line, text in marks:
+                if text is None:
+                    ok = False
+                    findings.append(
+                        MigrationFinding(
+                            mig_dir / name,
+                            line,
+                            "contract-marker",
+                            "malformed marker: write it alone on its line as `-- contract-since: X.Y.Z`, "
+                            "X.Y.Z being the first version that no longer uses what this file removes",
+                            True,
+                        )
+                    )
+                elif prev < Version(text):
+                    ok = False
+                    findings.append(
+                        MigrationFinding(
+                            mig_dir / name,
+                            line,
+                            "contract-too-early",
+                            f"the previous version {previous} is older than {text} and still uses what this "
+                            f"file removes, and tenants roll back to it: ship this file in a version released "
+                            f"after {text} ({_DOC})",
+                            True,
+                        )
+                    )
+            if ok:
+                waived[name] = max((t for _l, t in marks), key=Version)  # type: ignore[arg-type]
+
+    for raw in _squawk(texts):
+        path = mig_dir / raw.name
+        if raw.rule == SYNTAX_RULE:
+            findings.append(
+                MigrationFinding(
+                    path,
+                    raw.line,
+                    raw.rule,
+                    f"invalid SQL: {raw.message} Fix the statement so that PostgreSQL can parse it.",
+                    True,
+                )
+            )
+            continue
+        if raw.rule not in BLOCKING_RULES or previous is None:
+            findings.append(MigrationFinding(path, raw.line, raw.rule, raw.message, False))
+            continue
+        if raw.name in waived:
+            since = waived[raw.name]
+            findings.append(
+                MigrationFinding(
+                    path,
+                    raw.line,
+                    raw.rule,
+                    f"allowed by `contract-since: {since}` (versions before {since} cannot run after this "
+                    f"migration): {raw.message}",
+                    False,
+                )
+            )
+            continue
+        note = ""
+        if b"squawk-ignore" in texts[raw.name].lower():
+            note = " squawk-ignore comments do not lift this gate."
+        findings.append(
+            MigrationFinding(
+                path,
+                raw.line,
+                raw.rule,
+                f"{raw.message} Version {version} must leave the schema usable by {previous}, which tenants "
+                f"roll back to: split the change into expand and contract steps ({_DOC}).{note}",
+                True,
+            )
+        )
+    return findings
+
+
+def _squawk(files: dict[str, bytes]) -> tuple[_Raw, ...]:
+    """Squawk's findings for these files (one process for all), memoised by content."""
+    global _runs
+    if not files:
+        return ()
+    digest = hashlib.sha256()
+    digest.update(",".join(OPT_IN_RULES).encode() + b"\0")
+    for name in sorted(files):
+        digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
+        digest.update(hashlib.sha256(files[name]).digest())
+    key = digest.hexdigest()
+    if key in _memo:
+        return _memo[key]
+
+    exe = squawk_path()
+    names = sorted(files)
+    # Plain alias names: squawk treats arguments as glob patterns, and a name could start with '-'.
+    alias = {f"m{i:04d}.sql": name for i, name in enumerate(names)}
+    with tempfile.TemporaryDirectory(prefix="render-squawk-") as tmp:
+        work = Path(tmp)
+        for short, name in alias.items():
+            (work / short).write_bytes(_IGNORE_RE.sub(_IGNORE_NEUTRAL, files[name]))
+        config = work / "squawk.toml"
+        config.write_text("")
+        cmd = [exe, "--config", str(config), "--reporter", "json", "--include", ",".join(OPT_IN_RULES), *alias]
+        try:
+            proc = subprocess.run(cmd, cwd=work, capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise SquawkFailed(f"squawk could not run: {err}") from None
+    _runs += 1
+    try:
+        report = json.loads(proc.stdout) if proc.returncode in (0, 1) else None
+    except ValueError:
+        report = None
+    if not isinstance(report, list):
+        first = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[0]
+        raise SquawkFailed(f"squawk failed (exit {proc.returncode}): {first}")
+    out = []
+    for item in report:
+        try:
+            name = alias[Path(item["file"]).name]
+            text = _sentence(str(item["message"])) + (f" {_sentence(str(item['help']))}" if item.get("help") else "")
+            out.append(_Raw(name, int(item["line"]) + 1, str(item["rule_name"]), text))  # squawk: 0-based
+        except (KeyError, TypeError, ValueError):
+            raise SquawkFailed(f"squawk printed an unexpected report entry: {item!r}") from None
+    result = tuple(sorted(out, key=lambda r: (r.name, r.line, r.rule, r.message)))
+    _memo[key] = result
+    return result

@@ -1,0 +1,339 @@
+"""Stage 2: from loaded inputs to one frozen ``BundlePlan`` per (environment, tenant, plugin).
+
+load -> **plan** -> verify -> render -> validate -> write.  Here each install is resolved to its
+catalog version, overrides are applied, the tenant's ceilings are enforced, egress targets are
+resolved against platform.yaml, and every name is planned by the one rule of CONTRACT §2.
+Like ``load``, it reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Optional
+
+from . import __version__, quantity
+from .errors import InputError, Problem
+from .load import CatalogVersion, EnvironmentInput, Inputs, Source
+from .models import IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant
+
+K8S_NAME_LIMIT = 63  # DNS label: namespaces, label values
+PG_NAME_LIMIT = 63  # bytes: PostgreSQL NAMEDATALEN - 1
+HASH_CHARS = 10
+VAULT_ROOT = "adapstory/plugins"
+
+
+def shorten(name: str, limit: int, sep: str) -> str:
+    """The one naming rule: a name within ``limit`` bytes stays as it is; a longer one keeps its
+    head and ends in ``sep`` + the first 10 hex digits of sha256(full name). Never ends in - or _."""
+    if len(name.encode()) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:HASH_CHARS]
+    head = name.encode()[: limit - HASH_CHARS - 1].decode("ascii", "ignore").rstrip("-_.")
+    return f"{head}{sep}{digest}"
+
+
+def label_value(text: str) -> str:
+    """A label value: [A-Za-z0-9_.-], alphanumeric at both ends, at most 63 characters."""
+    clean = "".join(c if c.isascii() and (c.isalnum() or c in "-_.") else "_" for c in text)
+    return shorten(clean.strip("-_."), K8S_NAME_LIMIT, "-")
+
+
+@dataclass(frozen=True)
+class Names:
+    namespace: str
+    app: str  # Argo CD Application, KafkaUser, workload name: one name per bundle
+    db_role: str  # PostgreSQL role (crossplane.io/external-name)
+    database: str
+    schema: str
+    vault_prefix: str  # adapstory/plugins/<plugin>/<tenant-id>/
+    topic_prefix: str
+    group_prefix: str
+    secret: str  # Kubernetes Secret the ExternalSecret writes
+    jwt_subject: str
+
+
+@dataclass(frozen=True)
+class EgressRule:
+    target: str
+    namespace: str
+    pod_labels: tuple[tuple[str, str], ...]
+    ports: tuple[tuple[int, str], ...]
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    env: str
+    tenant: str
+    tier: str
+    plugin: str
+    version: str
+    publisher: str
+    path: str  # <env>/plugins/<tenant>/<plugin>
+    names: Names
+    spec: object  # models.PluginSpec with overrides applied (replicas, budgets, env)
+    platform: object  # models.PlatformSpec
+    public_key: str  # publisher's PEM (Kyverno attestor)
+    image_repo: str
+    image_digest: str
+    egress: tuple[EgressRule, ...]
+    ingress: EgressRule
+    dns: EgressRule
+    input_digest: str
+    catalog_dir: Path
+    signature_file: Optional[Path]
+    signature: object = None  # verify.VerifiedSignature once verified
+
+    @property
+    def key(self) -> str:
+        return f"{self.tenant}/{self.plugin}"
+
+    def with_signature(self, signature) -> "BundlePlan":
+        return dataclasses.replace(self, signature=signature)
+
+
+@dataclass(frozen=True)
+class EnvironmentPlan:
+    name: str
+    platform: object  # models.PlatformSpec
+    bundles: tuple[BundlePlan, ...]
+
+
+def within_prefix(repository: str, prefix: str) -> bool:
+    """Registry prefixes match whole path segments: .../acme covers .../acme/x, not .../acme-evil."""
+    return repository == prefix or repository.startswith(prefix.rstrip("/") + "/")
+
+
+def _endpoint(name: str, ep) -> EgressRule:
+    return EgressRule(
+        name, ep.namespace, tuple(sorted(ep.podLabels.items())), tuple((p.port, p.protocol) for p in ep.ports)
+    )
+
+
+def fingerprint_files(*folders: Path) -> str:
+    """sha256 over the files that shape every bundle (templates, policies)."""
+    h = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            h.update(path.relative_to(folder.parent).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def plan(inputs: Inputs, shaping_digest: str, only: Optional[str] = None) -> tuple[EnvironmentPlan, ...]:
+    """Resolve every install. ``only`` (TENANT/PLUGIN) still checks every install of the
+    environment (ceilings and name collisions span them) but plans bundles for that one only."""
+    problems: list[Problem] = list(inputs.problems)
+    _check_catalog(inputs, problems)
+    envs = []
+    matched_only = False
+    for env in inputs.environments:
+        bundles = _plan_environment(inputs, env, shaping_digest, problems)
+        if only is not None:
+            bundles = [b for b in bundles if b.key == only]
+            matched_only = matched_only or bool(bundles)
+        envs.append(EnvironmentPlan(env.name, env.platform.model.spec, tuple(bundles)))
+    if only is not None and not matched_only and not problems:
+        problems.append(Problem(only, 0, "--only", "no install matches TENANT/PLUGIN in the selected environments"))
+    if problems:
+        raise InputError(problems)
+    return tuple(envs)
+
+
+def _check_catalog(inputs: Inputs, problems: list[Problem]) -> None:
+    for cv in inputs.catalog.values():
+        src: Source[Plugin] = cv.plugin
+        meta, spec = src.model.metadata, src.model.spec
+        publisher = inputs.publishers.get(meta.publisher)
+        if publisher is None:
+            if meta.publisher in inputs.broken:
+                continue  # its own file's problems are reported already
+            problems.append(Problem(src.path, src.line("metadata", "publisher"), "metadata.publisher",
+                                    f"unknown publisher {meta.publisher!r}: add publishers/{meta.publisher}.yaml"))
+            continue
+        repo = IMAGE_RE.match(spec.image).group("repo")
+        prefixes = publisher.model.spec.registries
+        if not any(within_prefix(repo, p) for p in prefixes):
+            problems.append(Problem(src.path, src.line("spec", "image"), "spec.image",
+                                    f"image repository {repo!r} is outside publisher {meta.publisher!r}'s registries "
+                                    f"({', '.join(prefixes)})"))
+
+
+def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, problems: list[Problem]) -> list[BundlePlan]:
+    platform_src: Source[Platform] = env.platform
+    platform = platform_src.model.spec
+    owners: dict[tuple[str, str], list[tuple[str, Source]]] = defaultdict(list)
+    bundles: list[BundlePlan] = []
+    for tenant_input in env.tenants:
+        tenant_src: Source[Tenant] = tenant_input.tenant
+        tenant = tenant_src.model
+        tenant_id = tenant.metadata.name
+        totals: dict[str, Fraction] = defaultdict(Fraction)
+        contributors: list[str] = []
+        for inst_src in tenant_input.installs:
+            inst: PluginInstall = inst_src.model
+            name = inst.metadata.name
+            cv: Optional[CatalogVersion] = inputs.catalog.get((name, inst.spec.version))
+            if cv is None and (name, inst.spec.version) in inputs.broken:
+                continue  # the catalog file's own problems are reported already
+            if cv is None:
+                known = sorted(v for (p, v) in inputs.catalog if p == name)
+                hint = f"known versions: {', '.join(known)}" if known else f"no catalog/{name}/ in the catalog"
+                problems.append(Problem(inst_src.path, inst_src.line("spec", "version"), "spec.version",
+                                        f"unknown catalog version {name}@{inst.spec.version} ({hint})"))
+                continue
+            plugin: Plugin = cv.plugin.model
+            publisher: Optional[Source[Publisher]] = inputs.publishers.get(plugin.metadata.publisher)
+            if publisher is None:
+                continue  # reported once by _check_catalog
+            spec, ok = _resolve(plugin, inst, inst_src, problems)
+            if not ok:
+                continue
+            egress = []
+            for i, target in enumerate(spec.egress):
+                if target == "dns":
+                    continue
+                ep = platform.egressTargets.get(target)
+                if ep is None:
+                    problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "egress", i), f"spec.egress[{i}]",
+                                            f"unknown egress target {target!r}: {platform_src.path} defines "
+                                            f"{', '.join(sorted(platform.egressTargets))}"))
+                    continue
+                egress.append(_endpoint(target, ep))
+            uses_kafka = bool(spec.kafka and (spec.kafka.produces or spec.kafka.consumes))
+            if uses_kafka and "kafka" not in spec.egress:
+                problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "kafka"), "spec.kafka",
+                                        "the plugin uses Kafka but does not declare the 'kafka' egress target"))
+            # per-install ceilings
+            need = _needs(spec)
+            for key, amount in need.items():
+                totals[key] += amount
+                if amount > _ceiling(tenant, key):
+                    where = _override_line(inst_src, key)
+                    problems.append(Problem(inst_src.path, where[0], where[1],
+                                            f"{key} {_show(key, amount)} exceeds tenant {tenant_id}'s ceiling "
+                                            f"{_show(key, _ceiling(tenant, key))}"))
+            contributors.append(name)
+            names = _names(env.name, tenant_id, plugin, platform)
+            for kind, value in (("namespace", names.namespace), ("application name", names.app),
+                                ("PostgreSQL role", names.db_role), ("Vault prefix", names.vault_prefix),
+                                ("consumer-group prefix", names.group_prefix),
+                                ("(database, schema)", f"{names.database}.{names.schema}")):
+                owners[(kind, value)].append((f"{tenant_id}/{name}", inst_src))
+            digest = _input_digest(shaping, platform_src, tenant_src, inst_src, cv, publisher)
+            repo = IMAGE_RE.match(spec.image).group("repo")
+            bundles.append(BundlePlan(
+                env=env.name, tenant=tenant_id, tier=tenant.spec.tier, plugin=name, version=plugin.metadata.version,
+                publisher=plugin.metadata.publisher, path=f"{env.name}/plugins/{tenant_id}/{name}", names=names,
+                spec=spec, platform=platform,
+                public_key=publisher.model.spec.cosign.publicKey if publisher.model.spec.cosign else "",
+                image_repo=repo, image_digest=spec.image.rsplit("@", 1)[1],
+                egress=tuple(sorted(egress, key=lambda e: e.target)),
+                ingress=_endpoint(platform.ingressFrom, platform.egressTargets[platform.ingressFrom]),
+                dns=_endpoint("dns", platform.egressTargets["dns"]),
+                input_digest=digest, catalog_dir=cv.dir, signature_file=cv.signature_file,
+            ))
+        for key, total in totals.items():
+            if total > _ceiling(tenant, key) and len(contributors) > 1:
+                problems.append(Problem(tenant_src.path, tenant_src.line("spec", "ceilings", key), f"spec.ceilings.{key}",
+                                        f"installs need {_show(key, total)} {key} in total "
+                                        f"({', '.join(sorted(contributors))}), above the ceiling {_show(key, _ceiling(tenant, key))}"))
+    for (kind, value), users in sorted(owners.items()):
+        if len(users) > 1:
+            who = " and ".join(u for u, _ in users)
+            for _, src in users:
+                problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
+                                        f"{who} map to the same {kind} {value!r} in environment {env.name}; "
+                                        "rename one plugin or tenant"))
+    return sorted(bundles, key=lambda b: (b.tenant, b.plugin))
+
+
+def _resolve(plugin: Plugin, inst: PluginInstall, src: Source, problems: list[Problem]):
+    spec = plugin.spec
+    ov = inst.spec.overrides
+    replicas = spec.replicas
+    if ov.replicas is not None:
+        lo = ov.replicas.min if ov.replicas.min is not None else replicas.min
+        hi = ov.replicas.max if ov.replicas.max is not None else replicas.max
+        if lo > hi:
+            problems.append(Problem(src.path, src.line("spec", "overrides", "replicas"), "spec.overrides.replicas",
+                                    f"min {lo} is larger than max {hi} after overrides"))
+            return spec, False
+        replicas = Replicas(min=lo, max=hi)
+    budgets = spec.budgets
+    if ov.budgets is not None:
+        budgets = Budgets(
+            llmTokensPerDay=ov.budgets.llmTokensPerDay if ov.budgets.llmTokensPerDay is not None else budgets.llmTokensPerDay,
+            requestsPerSecond=ov.budgets.requestsPerSecond if ov.budgets.requestsPerSecond is not None else budgets.requestsPerSecond,
+        )
+    secret_envs = {s.env for s in spec.secrets if s.env}
+    for key in sorted(set(ov.env) & secret_envs):
+        problems.append(Problem(src.path, src.line("spec", "overrides", "env", key), f"spec.overrides.env.{key}",
+                                "this variable carries a secret; it cannot be overridden with a plain value"))
+    env = dict(spec.env)
+    env.update(ov.env)
+    return spec.model_copy(update={"replicas": replicas, "budgets": budgets, "env": env}), not (set(ov.env) & secret_envs)
+
+
+def _needs(spec) -> dict[str, Fraction]:
+    r = spec.resources
+    return {
+        "cpu": quantity.parse(r.limits.cpu) * spec.replicas.max,
+        "memory": quantity.parse(r.limits.memory) * spec.replicas.max,
+        "storage": quantity.parse(r.storage),
+        "llmTokensPerDay": Fraction(spec.budgets.llmTokensPerDay),
+        "requestsPerSecond": Fraction(spec.budgets.requestsPerSecond),
+    }
+
+
+def _ceiling(tenant: Tenant, key: str) -> Fraction:
+    value = getattr(tenant.spec.ceilings, key)
+    return quantity.parse(value) if key in ("cpu", "memory", "storage") else Fraction(value)
+
+
+def _show(key: str, amount: Fraction) -> str:
+    if key == "cpu":
+        return quantity.cpu(amount)
+    if key in ("memory", "storage"):
+        return quantity.size(amount)
+    return str(int(amount)) if amount.denominator == 1 else str(float(amount))
+
+
+def _override_line(src: Source, key: str) -> tuple[int, str]:
+    data = src.doc.data.get("spec", {}).get("overrides", {}) or {}
+    if key in ("llmTokensPerDay", "requestsPerSecond") and key in (data.get("budgets") or {}):
+        return src.line("spec", "overrides", "budgets", key), f"spec.overrides.budgets.{key}"
+    if key in ("cpu", "memory") and "max" in (data.get("replicas") or {}):
+        return src.line("spec", "overrides", "replicas", "max"), "spec.overrides.replicas.max"
+    return src.line("spec", "version"), "spec.version"
+
+
+def _names(env: str, tenant_id: str, plugin: Plugin, platform) -> Names:
+    name = plugin.metadata.name
+    ns = shorten(f"plugin-{tenant_id}-{name}", K8S_NAME_LIMIT, "-")
+    tenant_us = tenant_id.replace("-", "_")
+    schema = plugin.spec.database.schema_ if plugin.spec.database and plugin.spec.database.schema_ else name.replace("-", "_")
+    return Names(
+        namespace=ns,
+        app=ns,
+        db_role=shorten(f"plugin_{name}_{tenant_id}".replace("-", "_"), PG_NAME_LIMIT, "_"),
+        database=shorten(platform.database.name.replace("{tenant}", tenant_us), PG_NAME_LIMIT, "_"),
+        schema=schema,
+        vault_prefix=f"{VAULT_ROOT}/{name}/{tenant_id}/",
+        topic_prefix=platform.kafka.topicPrefix.replace("{tenant}", tenant_id),
+        group_prefix=platform.kafka.groupPrefix.replace("{tenant}", tenant_id).replace("{plugin}", name),
+        secret=f"{name}-secrets"[:253],
+        jwt_subject=f"plugin:{name}:{tenant_id}",
+    )
+
+
+def _input_digest(shaping: str, platform: Source, tenant: Source, install: Source, cv: CatalogVersion, publisher: Source) -> str:
+    h = hashlib.sha256()
+    for part in (f"renderer={__version__}", f"shaping={shaping}", f"platform={platform.sha256}",
+                 f"tenant={tenant.sha256}", f"install={install.sha256}", f"catalog={cv.files_sha256}",
+                 f"publisher={publisher.sha256}"):
+        h.update(part.encode() + b"\n")
+    return "sha256:" + h.hexdigest()

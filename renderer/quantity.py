@@ -1,0 +1,52 @@
+"""Kubernetes resource quantities (``100m``, ``1.5``, ``512Mi``, ``1G``): parse, add, multiply, format.
+
+Used by ``load`` (field validation), ``plan`` (tenant ceilings) and the templates (quota sums).
+Exact arithmetic with ``Fraction``: a quota must never be off by a rounding error.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+
+_RE = re.compile(r"^([+]?(?:\d+(?:\.\d*)?|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$")
+_SUFFIX = {
+    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
+    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
+    "P": Fraction(10**15), "E": Fraction(10**18),
+    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
+    "Pi": Fraction(2**50), "Ei": Fraction(2**60),
+}
+
+
+def parse(value: object) -> Fraction:
+    """A quantity as an exact number (cores, bytes). Raises ValueError with a readable message."""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"expected a quantity such as '500m' or '512Mi', got {type(value).__name__}")
+    text = str(value)
+    m = _RE.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity (e.g. '500m', '2', '512Mi')")
+    number, exponent, suffix = m.groups()
+    result = Fraction(number) * _SUFFIX[suffix or ""]
+    if exponent:
+        result *= Fraction(10) ** int(exponent[1:])
+    return result
+
+
+def cpu(amount: Fraction) -> str:
+    """Canonical CPU text: whole cores as ``2``, else millicores ``1500m`` (rounded up)."""
+    if amount.denominator == 1:
+        return str(amount.numerator)
+    milli = -(-amount * 1000 // 1)
+    return f"{milli}m"
+
+
+def size(amount: Fraction) -> str:
+    """Canonical byte size: the largest binary suffix that divides it exactly, else bytes."""
+    whole = -(-amount // 1)
+    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+        unit = _SUFFIX[suffix]
+        if whole and whole % unit == 0:
+            return f"{whole // unit}{suffix}"
+    return str(whole)

@@ -1,0 +1,484 @@
+"""A minimal OCI distribution client: just enough to fetch an image's cosign signature.
+
+Where it sits: cli -> pipeline -> load -> plan -> verify (``signatures``) -> render -> ...
+``signatures`` calls it when an install's image has no ``signature.json``; nothing else does.
+
+What it does (OCI distribution spec, read-only):
+
+* ``GET /v2/<repo>/manifests/<ref>`` with the full Accept list (OCI and Docker manifest and
+  index types); a manifest fetched by digest is checked against that digest;
+* ``GET /v2/<repo>/blobs/<digest>``, size-bounded, checked against its digest;
+* auth the way the registry announces it in ``WWW-Authenticate``: ``Bearer`` (token from the
+  announced realm, anonymous or with credentials) or ``Basic``. Credentials come from
+  ``RENDER_REGISTRY_USERNAME``/``RENDER_REGISTRY_PASSWORD``, else from a docker config file
+  (``$DOCKER_CONFIG/config.json``, ``~/.docker/config.json``, ``$REGISTRY_AUTH_FILE``), including
+  ``credsStore``/``credHelpers`` (``docker-credential-<name> get``);
+* HTTPS always, plain HTTP only for hosts listed as insecure; redirects (blob storage) are
+  followed, and the ``Authorization`` header never leaves the registry's host;
+* every request has a timeout; connection errors, timeouts, 429 and 5xx are retried a bounded
+  number of times with backoff, then reported as ``OutsideSystemError`` (exit 3).
+
+A missing manifest is ``None`` (the caller decides what that means); content that is wrong
+(bad digest, oversized, not JSON) raises ``RegistryContentError``, which the caller turns into a
+rejection. Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+from .errors import OutsideSystemError
+
+MANIFEST_MEDIA_TYPES = (
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+)
+ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
+
+DEFAULT_TIMEOUT = 10.0  # seconds, per request (connect and each read)
+DEFAULT_ATTEMPTS = 3  # first try + 2 retries
+DEFAULT_BACKOFF = 0.5  # seconds, doubled after each failed attempt
+MAX_RETRY_AFTER = 5.0  # seconds: a longer Retry-After is capped
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
+MAX_BLOB_BYTES = 1024 * 1024  # signature payloads are a few hundred bytes
+MAX_REDIRECTS = 5
+USER_AGENT = "plugin-bundle-renderer"
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_API = "registry-1.docker.io"
+
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+_CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+class RegistryContentError(Exception):
+    """The registry answered, but with content that cannot be trusted (bad digest, too big, not JSON)."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """``host[:port]/path[:tag][@sha256:hex]``, split. ``repository`` is ``host/path``."""
+
+    host: str  # as written (docker.io for Docker Hub)
+    path: str  # repository path inside the registry, e.g. acme/quiz-generator
+    tag: Optional[str]
+    digest: Optional[str]
+
+    @property
+    def repository(self) -> str:
+        return f"{self.host}/{self.path}"
+
+    @property
+    def api_host(self) -> str:
+        return DOCKER_HUB_API if self.host == DOCKER_HUB else self.host
+
+    def __str__(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+
+def parse_image(image: str) -> ImageRef:
+    """Split an image reference. Raises ``ValueError`` on anything that is not one.
+
+    A first component without '.', ':' or 'localhost' is a Docker Hub path (``nginx`` ->
+    ``docker.io/library/nginx``), as docker and cosign read it.
+    """
+    text = image.strip()
+    if not text or any(c.isspace() for c in text):
+        raise ValueError(f"{image!r} is not an image reference")
+    digest = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not _DIGEST_RE.match(digest):
+            raise ValueError(f"{image!r}: digest must be sha256:<64 lowercase hex>")
+    tag = None
+    last = text.rsplit("/", 1)[-1]
+    if ":" in last:
+        text, tag = text.rsplit(":", 1)
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}", tag):
+            raise ValueError(f"{image!r}: {tag!r} is not a valid tag")
+    parts = text.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        host, path = parts[0], "/".join(parts[1:])
+    else:
+        host, path = DOCKER_HUB, text
+    if host == DOCKER_HUB and "/" not in path:
+        path = f"library/{path}"
+    host = host.lower()
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?", host):
+        raise ValueError(f"{image!r}: {host!r} is not a registry host")
+    if not re.fullmatch(r"[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*", path):
+        raise ValueError(f"{image!r}: {path!r} is not a repository path (lowercase, '/'-separated)")
+    return ImageRef(host=host, path=path, tag=tag, digest=digest)
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ credentials
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+def _config_files(environ: Mapping[str, str]) -> list[Path]:
+    files = []
+    if environ.get("DOCKER_CONFIG"):
+        files.append(Path(environ["DOCKER_CONFIG"]) / "config.json")
+    home = environ.get("HOME")
+    if home:
+        files.append(Path(home) / ".docker" / "config.json")
+    if environ.get("REGISTRY_AUTH_FILE"):
+        files.append(Path(environ["REGISTRY_AUTH_FILE"]))
+    if environ.get("XDG_RUNTIME_DIR"):
+        files.append(Path(environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
+    return files
+
+
+def _auth_key_host(key: str) -> str:
+    """``https://host/v1/`` or ``host/some/repo`` -> ``host``."""
+    if "://" in key:
+        key = key.split("://", 1)[1]
+    host = key.split("/", 1)[0].lower()
+    return DOCKER_HUB if host in ("index.docker.io", "registry-1.docker.io") else host
+
+
+def _from_helper(helper: str, host: str, timeout: float) -> Optional[Credentials]:
+    try:
+        out = subprocess.run(
+            [f"docker-credential-{helper}", "get"],
+            input=host.encode(),
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    try:
+        data = json.loads(out.stdout)
+        return Credentials(str(data["Username"]), str(data["Secret"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def credentials_for(host: str, environ: Optional[Mapping[str, str]] = None) -> Optional[Credentials]:
+    """Credentials for a registry host, or None (anonymous).
+
+    ``RENDER_REGISTRY_USERNAME``/``RENDER_REGISTRY_PASSWORD`` win; then the first docker/containers
+    config file that knows the host (``auths.<host>.auth`` or ``username``/``password``, then
+    ``credHelpers.<host>``, then ``credsStore``). A host alias of Docker Hub matches docker.io.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("RENDER_REGISTRY_USERNAME") and env.get("RENDER_REGISTRY_PASSWORD") is not None:
+        return Credentials(env["RENDER_REGISTRY_USERNAME"], env.get("RENDER_REGISTRY_PASSWORD", ""))
+    want = _auth_key_host(host)
+    for path in _config_files(env):
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(config, dict):
+            continue
+        auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
+        for key, entry in auths.items():
+            if _auth_key_host(key) != want or not isinstance(entry, dict):
+                continue
+            if entry.get("auth"):
+                try:
+                    user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+                    return Credentials(user, password)
+                except (ValueError, UnicodeDecodeError):
+                    continue
+            if entry.get("username") and entry.get("password") is not None:
+                return Credentials(str(entry["username"]), str(entry["password"]))
+        helpers = config.get("credHelpers") if isinstance(config.get("credHelpers"), dict) else {}
+        for key, helper in helpers.items():
+            if _auth_key_host(key) == want and isinstance(helper, str):
+                found = _from_helper(helper, host, DEFAULT_TIMEOUT)
+                if found:
+                    return found
+        if isinstance(config.get("credsStore"), str):
+            found = _from_helper(config["credsStore"], host, DEFAULT_TIMEOUT)
+            if found:
+                return found
+    return None
+
+
+# ------------------------------------------------------------------------------------ transport
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+
+
+def parse_challenge(header: str) -> tuple[str, dict[str, str]]:
+    """``Bearer realm="...",service="...",scope="..."`` -> ("bearer", {...})."""
+    scheme, _, rest = header.strip().partition(" ")
+    params = {}
+    for m in _CHALLENGE_PARAM_RE.finditer(rest):
+        value = m.group(2) if m.group(2) is not None else m.group(3)
+        params[m.group(1).lower()] = re.sub(r"\\(.)", r"\1", value)
+    return scheme.lower(), params
+
+
+class RegistryClient:
+    """Read-only client for one registry host. Not thread-safe; cheap to create.
+
+    ``insecure`` means plain HTTP (and nothing else: there is no "skip TLS verification").
+    ``sleep`` is injectable so tests of the retry policy do not wait.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        insecure: bool = False,
+        timeout: float = DEFAULT_TIMEOUT,
+        attempts: int = DEFAULT_ATTEMPTS,
+        backoff: float = DEFAULT_BACKOFF,
+        environ: Optional[Mapping[str, str]] = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.host = host
+        self.api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
+        self.insecure = insecure
+        self.scheme = "http" if insecure else "https"
+        self.timeout = timeout
+        self.attempts = max(1, attempts)
+        self.backoff = backoff
+        self.environ = os.environ if environ is None else environ
+        self.sleep = sleep
+        self._auth: Optional[str] = None  # Authorization header value for this host
+        self._ssl = ssl.create_default_context()
+        self.requests = 0  # HTTP requests sent (all hosts, all attempts); for tests and numbers
+
+    # -- public API --------------------------------------------------------------------------
+
+    def get_manifest(self, repo: str, reference: str) -> Optional[tuple[bytes, str, str]]:
+        """(bytes, media type, digest) of a manifest, or None when the registry has none.
+
+        A manifest asked for by digest must hash to that digest.
+        """
+        resp = self._get(f"/v2/{repo}/manifests/{reference}", {"Accept": ACCEPT}, MAX_MANIFEST_BYTES, repo)
+        if resp.status == 404:
+            return None
+        self._expect_ok(resp, f"manifest {repo}:{reference}")
+        digest = sha256_digest(resp.body)
+        if reference.startswith("sha256:") and digest != reference:
+            raise RegistryContentError(f"manifest {repo}@{reference} hashes to {digest}, not the digest asked for")
+        media_type = resp.headers.get("content-type", "").split(";")[0].strip()
+        try:
+            doc = json.loads(resp.body)
+        except ValueError:
+            raise RegistryContentError(f"manifest {repo}:{reference} is not JSON") from None
+        if not isinstance(doc, dict):
+            raise RegistryContentError(f"manifest {repo}:{reference} is not a JSON object")
+        media_type = doc.get("mediaType") or media_type
+        return resp.body, str(media_type), digest
+
+    def get_blob(self, repo: str, digest: str, max_bytes: int = MAX_BLOB_BYTES) -> bytes:
+        """A blob's bytes, checked against its digest. A missing blob is content error."""
+        if not _DIGEST_RE.match(digest):
+            raise RegistryContentError(f"{digest!r} is not a sha256 digest")
+        resp = self._get(f"/v2/{repo}/blobs/{digest}", {}, max_bytes, repo)
+        if resp.status == 404:
+            raise RegistryContentError(f"blob {repo}@{digest} is missing from the registry")
+        self._expect_ok(resp, f"blob {repo}@{digest}")
+        actual = sha256_digest(resp.body)
+        if actual != digest:
+            raise RegistryContentError(f"blob {repo}@{digest} hashes to {actual}: the registry served other bytes")
+        return resp.body
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _expect_ok(self, resp: Response, what: str) -> None:
+        if resp.status == 200:
+            return
+        if resp.status in (401, 403):
+            raise OutsideSystemError(
+                f"registry {self.host} denied access to {what} (HTTP {resp.status}); "
+                "give the renderer pull credentials: RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD, "
+                "or `docker login` (docker config file)"
+            )
+        raise OutsideSystemError(
+            f"registry {self.host} answered HTTP {resp.status} for {what}; check the registry and retry"
+        )
+
+    def _get(self, path: str, headers: dict[str, str], max_bytes: int, repo: str) -> Response:
+        url = f"{self.scheme}://{self.api_host}{path}"
+        resp = self._request_following(url, headers, max_bytes, send_auth=True)
+        if resp.status == 401 and "www-authenticate" in resp.headers:
+            if self._authenticate(resp.headers["www-authenticate"], repo):
+                resp = self._request_following(url, headers, max_bytes, send_auth=True)
+        return resp
+
+    def _authenticate(self, header: str, repo: str) -> bool:
+        scheme, params = parse_challenge(header)
+        creds = credentials_for(self.host, self.environ)
+        if scheme == "basic":
+            if creds is None:
+                return False
+            token = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            self._auth = f"Basic {token}"
+            return True
+        if scheme != "bearer" or not params.get("realm"):
+            return False
+        realm = params["realm"]
+        parsed = urllib.parse.urlsplit(realm)
+        if parsed.scheme not in ("https", "http") or not parsed.netloc:
+            raise OutsideSystemError(f"registry {self.host} announced an unusable token realm {realm!r}")
+        if parsed.scheme == "http" and not self.insecure:
+            raise OutsideSystemError(
+                f"registry {self.host} announced a plain-HTTP token realm {realm!r}; "
+                "credentials are sent over HTTPS only (list the registry with --insecure-registry if it is a test registry)"
+            )
+        query = [("scope", params.get("scope") or f"repository:{repo}:pull")]
+        if params.get("service"):
+            query.insert(0, ("service", params["service"]))
+        sep = "&" if parsed.query else "?"
+        token_url = realm + sep + urllib.parse.urlencode(query)
+        headers = {}
+        if creds is not None:
+            basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        resp = self._request_following(token_url, headers, 64 * 1024, send_auth=False)
+        if resp.status in (401, 403):
+            hint = (
+                "the credentials were refused" if creds else "anonymous pull is not allowed and no credentials were found"
+            )
+            raise OutsideSystemError(
+                f"registry {self.host}: token service {parsed.netloc} refused a pull token for {repo} "
+                f"(HTTP {resp.status}: {hint}); set RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD "
+                "or `docker login` to the registry"
+            )
+        if resp.status != 200:
+            raise OutsideSystemError(
+                f"registry {self.host}: token service {parsed.netloc} answered HTTP {resp.status}; retry later"
+            )
+        try:
+            data = json.loads(resp.body)
+            token = data.get("token") or data.get("access_token")
+        except (ValueError, AttributeError):
+            token = None
+        if not isinstance(token, str) or not token:
+            raise OutsideSystemError(f"registry {self.host}: token service {parsed.netloc} returned no token")
+        self._auth = f"Bearer {token}"
+        return True
+
+    def _request_following(self, url: str, headers: dict[str, str], max_bytes: int, *, send_auth: bool) -> Response:
+        """GET with retries, following redirects; Authorization only to the registry host itself."""
+        for _ in range(MAX_REDIRECTS + 1):
+            parsed = urllib.parse.urlsplit(url)
+            hdrs = dict(headers)
+            if send_auth and self._auth and parsed.netloc == self.api_host:
+                hdrs["Authorization"] = self._auth
+            resp = self._request_with_retries(parsed, hdrs, max_bytes)
+            if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
+                target = urllib.parse.urljoin(url, resp.headers["location"])
+                tparsed = urllib.parse.urlsplit(target)
+                if tparsed.scheme == "http" and not self.insecure:
+                    raise OutsideSystemError(f"registry {self.host} redirected to plain HTTP ({tparsed.netloc}); refusing")
+                url = target
+                if tparsed.netloc != parsed.netloc:
+                    # never carry the registry's (or token service's) credentials to another host
+                    headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+                continue
+            return resp
+        raise OutsideSystemError(f"registry {self.host}: more than {MAX_REDIRECTS} redirects")
+
+    def _request_with_retries(self, url: urllib.parse.SplitResult, headers: dict[str, str], max_bytes: int) -> Response:
+        delay = self.backoff
+        last = ""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                resp = self._request_once(url, headers, max_bytes)
+            except RegistryContentError:
+                raise
+            except ssl.SSLError as exc:
+                # not transient: a plain-HTTP registry or a bad certificate does not heal on retry
+                raise OutsideSystemError(
+                    f"registry {url.netloc}: TLS failed ({exc.reason or exc}); if this is a plain-HTTP test "
+                    "registry, list it with --insecure-registry (or RENDER_INSECURE_REGISTRIES)"
+                ) from None
+            except (OSError, http.client.HTTPException) as exc:
+                last = _describe(exc)
+            else:
+                if resp.status not in _TRANSIENT_STATUS:
+                    return resp
+                last = f"HTTP {resp.status}"
+                retry_after = resp.headers.get("retry-after", "")
+                if retry_after.isdigit():
+                    delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+            if attempt < self.attempts:
+                self.sleep(delay)
+                delay *= 2
+        raise OutsideSystemError(
+            f"registry {url.netloc} is unreachable: {last} after {self.attempts} attempt(s) "
+            f"(timeout {self.timeout:g}s each); check the registry and the network and retry, "
+            "or verify offline with signature.json (cosign download signature)"
+        )
+
+    def _request_once(self, url: urllib.parse.SplitResult, headers: dict[str, str], max_bytes: int) -> Response:
+        self.requests += 1
+        if url.scheme == "https":
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.hostname or "", url.port, timeout=self.timeout, context=self._ssl
+            )
+        else:
+            conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=self.timeout)
+        target = url.path or "/"
+        if url.query:
+            target += "?" + url.query
+        try:
+            conn.request("GET", target, headers={"User-Agent": USER_AGENT, **headers})
+            raw = conn.getresponse()
+            length = raw.getheader("Content-Length")
+            if length and length.isdigit() and int(length) > max_bytes and raw.status == 200:
+                raise RegistryContentError(
+                    f"{url.netloc}{url.path} is {length} bytes, more than the {max_bytes} allowed"
+                )
+            body = raw.read(max_bytes + 1)
+            if len(body) > max_bytes and raw.status == 200:
+                raise RegistryContentError(f"{url.netloc}{url.path} is more than the {max_bytes} bytes allowed")
+            return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, body)
+        finally:
+            conn.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return "timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"name resolution failed ({exc.strerror})"
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text

@@ -1,0 +1,346 @@
+"""Stage 4: from a ``BundlePlan`` to a ``Bundle`` of Kubernetes objects and the bytes of its files.
+
+load -> plan -> verify -> **render** -> validate -> write.  One Jinja2 template per kind in
+``templates/``; every value reaches the text through ``quoting.quote`` (Jinja's ``finalize``),
+and the text is parsed back and checked (one object, the expected kind and name) before it
+becomes part of a bundle: the output is built from objects, never trusted as text.
+Pure: no file is written and no git is touched here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+import yaml
+
+from . import quantity
+from .errors import RenderError
+from .plan import BundlePlan, EnvironmentPlan, label_value
+from .quoting import quote
+from .yamlio import dump
+
+MANAGED_BY = "plugin-bundle-renderer"
+TOKEN_DIR = "/var/run/secrets/adapstory"
+KYVERNO_TLOG = {"ignore_tlog": True, "ignore_sct": True}  # key-signed, uploaded to no transparency log
+
+# template -> kinds it may produce (a template may emit several documents of its kind)
+TEMPLATE_KINDS = {
+    "namespace.yaml.j2": "Namespace",
+    "serviceaccount.yaml.j2": "ServiceAccount",
+    "externalsecret.yaml.j2": "ExternalSecret",
+    "resourcequota.yaml.j2": "ResourceQuota",
+    "limitrange.yaml.j2": "LimitRange",
+    "networkpolicy.yaml.j2": "NetworkPolicy",
+    "deployment.yaml.j2": "Deployment",
+    "service.yaml.j2": "Service",
+    "horizontalpodautoscaler.yaml.j2": "HorizontalPodAutoscaler",
+    "configmap.yaml.j2": "ConfigMap",
+    "kafkauser.yaml.j2": "KafkaUser",
+    "sql-role.yaml.j2": "Role",
+    "sql-schema.yaml.j2": "Schema",
+    "sql-grant.yaml.j2": "Grant",
+    "policy.yaml.j2": "Policy",
+    "prometheusrule.yaml.j2": "PrometheusRule",
+    "appproject.yaml.j2": "AppProject",
+    "application.yaml.j2": "Application",
+}
+
+
+class TemplateError(RenderError):
+    """A template produced something other than the object it is for: a bug in templates/."""
+
+    hint = "this is a bug in templates/, not in your input; nothing was written"
+
+
+@dataclass(frozen=True)
+class Bundle:
+    plan: BundlePlan
+    objects: tuple  # ((file name, object), ...) in file-name order
+    files: tuple  # ((file name, bytes), ...) including kustomization.yaml and bundle.json
+
+    @property
+    def path(self) -> str:
+        return self.plan.path
+
+
+def file_name(obj: dict) -> str:
+    return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
+
+
+class Renderer:
+    """Holds the compiled templates; one per process."""
+
+    def __init__(self, templates_dir: Path):
+        env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(templates_dir)),
+            undefined=jinja2.StrictUndefined,
+            finalize=quote,
+            autoescape=False,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        missing = sorted(set(TEMPLATE_KINDS) - set(env.list_templates()))
+        if missing:
+            raise TemplateError(f"templates missing from {templates_dir}: {', '.join(missing)}")
+        self._templates = {name: env.get_template(name) for name in TEMPLATE_KINDS}
+
+    def _objects(self, template: str, **context) -> list[dict]:
+        try:
+            text = self._templates[template].render(**context)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(f"templates/{template}: {exc.message}") from None
+        try:
+            docs = [d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if d is not None]
+        except yaml.YAMLError as exc:
+            raise TemplateError(f"templates/{template} produced invalid YAML: {exc}") from None
+        kind = TEMPLATE_KINDS[template]
+        for doc in docs:
+            if not (isinstance(doc, dict) and doc.get("kind") == kind and isinstance(doc.get("metadata"), dict)
+                    and isinstance(doc["metadata"].get("name"), str)):
+                raise TemplateError(f"templates/{template} must produce {kind} objects with metadata.name")
+        return docs
+
+    def render_bundle(self, plan: BundlePlan) -> Bundle:
+        ctx = bundle_context(plan)
+        spec = plan.spec
+        wanted = ["namespace", "serviceaccount", "resourcequota", "limitrange", "networkpolicy", "deployment",
+                  "service", "horizontalpodautoscaler", "configmap", "policy"]
+        if spec.secrets:
+            wanted.append("externalsecret")
+        if ctx["kafka"]:
+            wanted.append("kafkauser")
+        if spec.database is not None:
+            wanted += ["sql-role", "sql-schema", "sql-grant"]
+        if spec.kafka and spec.kafka.consumes:
+            wanted.append("prometheusrule")
+        objects: dict[str, dict] = {}
+        for name in wanted:
+            for obj in self._objects(f"{name}.yaml.j2", b=ctx):
+                fname = file_name(obj)
+                if fname in objects:
+                    raise TemplateError(f"two objects of bundle {plan.path} map to the file {fname}")
+                objects[fname] = obj
+        ordered = tuple(sorted(objects.items()))
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [f for f, _ in ordered],
+        }
+        files = [(f, dump(o)) for f, o in ordered]
+        files.append(("kustomization.yaml", dump(kustomization)))
+        files.append(("bundle.json", bundle_json(plan, ordered)))
+        return Bundle(plan, ordered, tuple(sorted(files)))
+
+    def render_argocd(self, env: EnvironmentPlan, bundles_kinds: set) -> tuple:
+        """The environment's ``argocd/`` folder: the AppProject and one Application per bundle."""
+        platform = env.platform
+        argo = platform.argocd
+        labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "plugins.adapstory.io/env": env.name}
+        destinations = sorted({b.names.namespace for b in env.bundles}
+                              | ({platform.kafka.namespace} if any(_uses_kafka(b) for b in env.bundles) else set()))
+        project = self._objects("appproject.yaml.j2", p={
+            "name": argo.project, "namespace": argo.namespace, "labels": labels, "repo": argo.repoURL,
+            "server": argo.server, "destinations": destinations,
+            "description": f"Plugin bundles of environment {env.name}, written by {MANAGED_BY}",
+            "kinds": sorted(k for k in bundles_kinds if k != ("", "Namespace")),
+        })
+        out = [(f"appproject-{argo.project}.yaml", project[0])]
+        for b in env.bundles:
+            app = self._objects("application.yaml.j2", a={
+                "name": b.names.app, "namespace": argo.namespace, "labels": {**labels, **_identity(b)},
+                "project": argo.project, "repo": argo.repoURL, "revision": argo.targetRevision, "path": b.path,
+                "generate_paths": f"/{b.path}", "server": argo.server, "destination_namespace": b.names.namespace,
+            })
+            out.append((f"application-{b.names.app}.yaml", app[0]))
+        return tuple(sorted(out))
+
+
+def _uses_kafka(plan: BundlePlan) -> bool:
+    k = plan.spec.kafka
+    return bool(k and (k.produces or k.consumes))
+
+
+def _identity(plan: BundlePlan) -> dict:
+    return {
+        "plugins.adapstory.io/tenant": label_value(plan.tenant),
+        "plugins.adapstory.io/plugin": label_value(plan.plugin),
+    }
+
+
+def object_kinds(bundle: Bundle) -> set:
+    """(API group, kind) of every namespaced object of the bundle, for the AppProject whitelist."""
+    out = set()
+    for _, obj in bundle.objects:
+        group = obj["apiVersion"].rpartition("/")[0]
+        out.add((group, obj["kind"]))
+    return out
+
+
+def bundle_context(plan: BundlePlan) -> dict:
+    """Everything the bundle templates read, as plain values (the templates hold no logic)."""
+    spec, platform, names = plan.spec, plan.platform, plan.names
+    selector = {"app.kubernetes.io/name": label_value(plan.plugin), "app.kubernetes.io/instance": names.app}
+    labels = {
+        **selector,
+        **_identity(plan),
+        "app.kubernetes.io/version": label_value(plan.version),
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        "plugins.adapstory.io/env": plan.env,
+    }
+    res = spec.resources
+    side = platform.defaults
+    pods = spec.replicas.max + 1  # one surge pod during a rolling update
+    sidecar_req = {"cpu": quantity.parse(side.sidecarRequests.cpu), "memory": quantity.parse(side.sidecarRequests.memory)}
+    sidecar_lim = {"cpu": quantity.parse(side.sidecarLimits.cpu), "memory": quantity.parse(side.sidecarLimits.memory)}
+
+    def per_pod(which: str, res_name: str, sidecar: dict):
+        return quantity.parse(getattr(getattr(res, which), res_name)) + sidecar[res_name]
+
+    quota = {
+        "requests.cpu": quantity.cpu(per_pod("requests", "cpu", sidecar_req) * pods),
+        "limits.cpu": quantity.cpu(per_pod("limits", "cpu", sidecar_lim) * pods),
+        "requests.memory": quantity.size(per_pod("requests", "memory", sidecar_req) * pods),
+        "limits.memory": quantity.size(per_pod("limits", "memory", sidecar_lim) * pods),
+        "requests.storage": quantity.size(quantity.parse(res.storage)),
+        "pods": str(pods),
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+    }
+    otel = ",".join([f"tenant.id={plan.tenant}", f"service.name={plan.plugin}", f"service.version={plan.version}",
+                     f"deployment.environment={plan.env}"])
+    env = [
+        {"name": "LOG_FORMAT", "value": "json"},
+        {"name": "OTEL_RESOURCE_ATTRIBUTES", "value": otel},
+        {"name": "OTEL_SERVICE_NAME", "value": plan.plugin},
+        {"name": "PLATFORM_TOKEN_FILE", "value": f"{TOKEN_DIR}/token"},
+        {"name": "TENANT_ID", "value": plan.tenant},
+    ]
+    if _uses_kafka(plan):
+        env += [{"name": "KAFKA_GROUP_PREFIX", "value": names.group_prefix},
+                {"name": "KAFKA_TOPIC_PREFIX", "value": names.topic_prefix}]
+    if spec.database is not None:
+        env += [{"name": "PGDATABASE", "value": names.database}, {"name": "PGSCHEMA", "value": names.schema}]
+    reserved = {e["name"] for e in env}
+    env += [{"name": k, "value": v} for k, v in sorted(spec.env.items()) if k not in reserved]
+    secret_env = [{"name": s.env, "secret": names.secret, "key": s.name} for s in spec.secrets if s.env]
+    if spec.database is not None:
+        secret_env += [{"name": "PGUSER", "secret": "db-credentials", "key": "username"},
+                       {"name": "PGPASSWORD", "secret": "db-credentials", "key": "password"},
+                       {"name": "PGHOST", "secret": "db-credentials", "key": "endpoint"},
+                       {"name": "PGPORT", "secret": "db-credentials", "key": "port"}]
+    secret_env.sort(key=lambda e: e["name"])
+    kafka = None
+    if _uses_kafka(plan):
+        acls = []
+        for topic in spec.kafka.produces:
+            acls.append({"type": "topic", "name": names.topic_prefix + topic, "pattern": "literal",
+                         "operations": ["Describe", "Write"]})
+        for topic in spec.kafka.consumes:
+            acls.append({"type": "topic", "name": names.topic_prefix + topic, "pattern": "literal",
+                         "operations": ["Describe", "Read"]})
+        if spec.kafka.consumes:
+            acls.append({"type": "group", "name": names.group_prefix, "pattern": "prefix", "operations": ["Read"]})
+        kafka = {
+            "namespace": platform.kafka.namespace,
+            "labels": {**labels, "strimzi.io/cluster": platform.kafka.cluster},
+            "authentication": platform.kafka.authentication,
+            "acls": sorted(acls, key=lambda a: (a["type"], a["name"], a["operations"])),
+        }
+    group_re = re.sub(r"([.+*?()|\[\]{}^$\\])", r"\\\1", names.group_prefix)
+    metric = platform.observability.consumerLagMetric
+    lag = {
+        "expr": f'quantile(0.99, {metric}{{group=~"{_promql_string(group_re)}.*"}}) > 60',
+        "summary": f"Consumer lag of {plan.plugin} for tenant {plan.tenant} is above 60 s (p99) for 5 minutes",
+        "description": "The runtime does not autoscale on lag: raise replicas.max in the manifest or an override, "
+                       "or make the consumer faster.",
+    }
+    return {
+        "plugin": plan.plugin,
+        "tenant": plan.tenant,
+        "namespace": names.namespace,
+        "app": names.app,
+        "labels": labels,
+        "selector": selector,
+        "namespace_labels": {
+            **labels,
+            "pod-security.kubernetes.io/enforce": "restricted",
+            "pod-security.kubernetes.io/audit": "restricted",
+            "pod-security.kubernetes.io/warn": "restricted",
+        },
+        "annotations": {"plugins.adapstory.io/jwt-subject": names.jwt_subject,
+                        "plugins.adapstory.io/vault-prefix": names.vault_prefix},
+        "budget_labels": {**labels, "plugins.adapstory.io/budget": "true"},
+        "jwt_subject": names.jwt_subject,
+        "token_audience": platform.serviceAccountToken.audience,
+        "token_seconds": platform.serviceAccountToken.expirationSeconds,
+        "token_dir": TOKEN_DIR,
+        "secret_store": platform.secretStore.model_dump(),
+        "secret_name": names.secret,
+        "secrets": [{"name": s.name, "vault_path": names.vault_prefix + s.vaultKey} for s in spec.secrets],
+        "quota": quota,
+        "limit_range": {
+            "default": {"cpu": side.sidecarLimits.cpu, "memory": side.sidecarLimits.memory},
+            "defaultRequest": {"cpu": side.sidecarRequests.cpu, "memory": side.sidecarRequests.memory},
+            "max": {"cpu": str(side.maxContainerCPU), "memory": str(side.maxContainerMemory)},
+            "storage": quantity.size(max(quantity.parse(res.storage), 1)),
+        },
+        "ingress": {"namespace": plan.ingress.namespace, "pod_labels": dict(plan.ingress.pod_labels)},
+        "egress": [{"namespace": r.namespace, "pod_labels": dict(r.pod_labels),
+                    "ports": [{"port": p, "protocol": proto} for p, proto in r.ports]}
+                   for r in (plan.dns,) + plan.egress],
+        "port": spec.port,
+        "image": spec.image,
+        "pod_annotations": {
+            "sidecar.opentelemetry.io/inject": platform.observability.otelSidecar,
+            "fluentbit.io/parser": "json",
+            "kubectl.kubernetes.io/default-container": "plugin",
+        },
+        "env": env,
+        "secret_env": secret_env,
+        "resources": {"requests": {"cpu": str(res.requests.cpu), "memory": str(res.requests.memory)},
+                      "limits": {"cpu": str(res.limits.cpu), "memory": str(res.limits.memory)}},
+        "probes": spec.probes.model_dump(),
+        "replicas": spec.replicas.model_dump(),
+        "cpu_target": platform.defaults.targetCPUUtilization,
+        "budgets": spec.budgets.model_dump(),
+        "kafka": kafka,
+        "db": None if spec.database is None else {
+            "role": names.db_role, "database": names.database, "schema": names.schema, "secret": "db-credentials",
+            "connection_limit": spec.replicas.max * 5 + 5,
+            "provider": {"kind": platform.database.providerConfigKind, "name": platform.database.providerConfig},
+        },
+        "kyverno": {
+            "references": [f"{plan.image_repo}@*", f"{plan.image_repo}:*"],
+            "public_key": plan.public_key.strip() + "\n",
+            **KYVERNO_TLOG,
+        },
+        "lag": lag,
+    }
+
+
+def _promql_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def bundle_json(plan: BundlePlan, objects) -> bytes:
+    """Provenance beside the objects: only what derives from this bundle's own inputs."""
+    sig = plan.signature
+    doc = {
+        "env": plan.env,
+        "tenant": plan.tenant,
+        "plugin": plan.plugin,
+        "pluginVersion": plan.version,
+        "publisher": plan.publisher,
+        "image": plan.spec.image,
+        "imageDigest": plan.image_digest,
+        "inputDigest": plan.input_digest,
+        "signature": None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest},
+        "objects": [{"file": f, "apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"],
+                     "namespace": o["metadata"].get("namespace", "")} for f, o in objects],
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()

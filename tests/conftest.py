@@ -1,0 +1,69 @@
+"""Shared fixtures: the example environments, schema locations, and an in-process CLI runner."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from renderer import cli
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE = REPO / "environments"
+# CI runs in a fresh clone with a copy of shared/ beside it: <repo>/../shared/schemas/crds
+SHARED_CRDS = REPO.parent / "shared" / "schemas" / "crds"
+
+
+def schema_location() -> str:
+    loc = os.environ.get("RENDER_SCHEMA_LOCATION") or str(SHARED_CRDS)
+    if not loc.split(",")[0].startswith(("http://", "https://")) and not Path(loc.split(",")[0]).is_dir():
+        pytest.fail(f"custom-resource schemas not found at {loc}: set RENDER_SCHEMA_LOCATION (see README)")
+    return loc
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("RENDER_SCHEMA_LOCATION", schema_location())
+    monkeypatch.setenv("RENDER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
+def envs(tmp_path) -> Path:
+    """A private copy of the example environments repo, free to edit."""
+    dest = tmp_path / "environments"
+    shutil.copytree(EXAMPLE, dest)
+    return dest
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def render(capsys):
+    """Run the CLI in-process (exceptions escape, so a traceback fails the test)."""
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        code = cli.main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def tree_digest(root: Path) -> str:
+    """sha256 over every file path and content below root (missing root: a fixed value)."""
+    h = hashlib.sha256()
+    if not root.exists():
+        return "absent"
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
