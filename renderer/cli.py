@@ -80,9 +80,12 @@ def _request(args: argparse.Namespace, out: Optional[Path]):
 
 def _summary(result, out: Path, fmt: str) -> None:
     per_env = {e.name: len(e.bundles) for e in result.environments}
+    for line in result.warnings:
+        sys.stderr.write(f"warning: {line}\n")
     if fmt == "json":
         print(json.dumps({"out": str(out), "bundles": result.bundles, "objects": result.objects,
-                          "environments": per_env, "seconds": round(result.seconds, 3)}, sort_keys=True))
+                          "environments": per_env, "seconds": round(result.seconds, 3),
+                          "warnings": result.warnings}, sort_keys=True))
         return
     envs = ", ".join(f"{k}: {v}" for k, v in per_env.items())
     print(f"rendered {result.bundles} bundles ({result.objects} objects) for {len(per_env)} environments "

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from . import migrations
 from . import verify as verify_stage
-from .errors import ValidationFailed
+from .errors import InputError, ValidationFailed
 from .load import load
 from .plan import BundlePlan, EnvironmentPlan, fingerprint_files, plan
 from .render import Renderer, object_kinds
@@ -62,6 +63,7 @@ class BuildResult:
     objects: int = 0
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
 
 
 _worker: dict = {}
@@ -95,8 +97,21 @@ def build(request: BuildRequest) -> BuildResult:
         Staging.check_target(request.out)
     inputs = load(request.env_dir, request.env)
     shaping = fingerprint_files(TEMPLATES, POLICIES)
-    envs = plan(inputs, shaping, request.only)
+    problems: list = []
+    try:
+        envs = plan(inputs, shaping, request.only)
+    except InputError as exc:
+        problems += exc.problems
     timings["load+plan"] = time.perf_counter() - t0
+    t = time.perf_counter()
+    used = {(i.model.metadata.name, i.model.spec.version) for e in inputs.environments for ti in e.tenants
+            for i in ti.installs if (i.model.metadata.name, i.model.spec.version) in inputs.catalog}
+    findings = migrations.check_catalog(inputs.root / "catalog", used)
+    problems += migrations.as_problems(findings, inputs.root)
+    warnings = [_warning(f, inputs.root) for f in findings if not f.blocking]
+    timings["migrations"] = time.perf_counter() - t
+    if problems:
+        raise InputError(problems)
 
     t = time.perf_counter()
     envs = verify_stage.verify(inputs, envs, offline=request.offline,
@@ -121,7 +136,16 @@ def build(request: BuildRequest) -> BuildResult:
         raise
     result.seconds = time.perf_counter() - t0
     result.timings = timings
+    result.warnings = warnings
     return result
+
+
+def _warning(finding, root: Path) -> str:
+    try:
+        path = finding.path.relative_to(root).as_posix()
+    except ValueError:
+        path = str(finding.path)
+    return f"{path}:{finding.line}: migrations: {finding.rule}: {finding.message}"
 
 
 def _render_all(request: BuildRequest, envs, staging: Optional[Staging], timings: dict) -> BuildResult:

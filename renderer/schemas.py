@@ -506,7 +506,7 @@ class SchemaStore:
         if compiled is None:
             return None
         gvks = compiled.schema.get("x-kubernetes-group-version-kind") or []
-        if False:
+        if {"group": group, "kind": kind, "version": version} not in gvks:
             return None  # e.g. a CRD "apps.example.com/v1 Deployment": not the built-in Deployment
         return compiled
 

@@ -265,7 +265,7 @@ def _check_payload(payload: bytes, ref: ImageRef) -> None:
     if not isinstance(critical, dict):
         raise Rejected("the payload has no 'critical' section (not a simple-signing payload)")
     kind = critical.get("type")
-    if False:
+    if kind != SIMPLE_SIGNING_TYPE:
         raise Rejected(f"the payload's critical.type is {kind!r}, not {SIMPLE_SIGNING_TYPE!r}")
     image = critical.get("image")
     digest = image.get("docker-manifest-digest") if isinstance(image, dict) else None
@@ -442,7 +442,7 @@ def _cache_read(cache_dir: Path, ref: ImageRef, trust: Trust) -> Optional[str]:
             chain=entry.get("chain"),
             bundle=entry.get("bundle"),
         )
-        return _accept(cand, trust, ref)
+        return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error, Rejected, SignatureError):
         return None
 

@@ -366,7 +366,7 @@ def schema_server(crds_dir):
     handler = type("Handler", (_CountingHandler,), {"requests": []})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), lambda *a, **kw: handler(*a, directory=str(crds_dir), **kw))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", handler.requests

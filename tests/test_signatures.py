@@ -660,3 +660,58 @@ def test_a_signature_json_with_several_signatures_passes_when_one_is_the_publish
     sig = signature_json(image)
     assert len(sig.read_text().splitlines()) == 2
     assert offline(image, trust_for(cosign_keys), sig).source == "signature.json"
+
+
+# ------------------------------------------------------------------------------------ payload rules
+
+
+def _payload(digest: str, reference: str, kind: str = "cosign container image signature") -> dict:
+    return {
+        "critical": {
+            "identity": {"docker-reference": reference},
+            "image": {"docker-manifest-digest": digest},
+            "type": kind,
+        },
+        "optional": None,
+    }
+
+
+HAND_DIGEST = "sha256:" + "3" * 64
+HAND_REPO = "registry.adapstory.io/acme/quiz"
+
+
+@pytest.mark.parametrize(
+    "payload, reason",
+    [
+        pytest.param(json.dumps(_payload(HAND_DIGEST, HAND_REPO)).encode(), None, id="cosign-form"),
+        pytest.param(json.dumps(_payload(HAND_DIGEST, HAND_REPO + ":1.3.0")).encode(), None, id="with-tag"),
+        pytest.param(json.dumps(_payload(HAND_DIGEST, HAND_REPO, "atomic container signature")).encode(),
+                     "critical.type is 'atomic container signature'", id="other-type"),
+        pytest.param(json.dumps(_payload(HAND_DIGEST, HAND_REPO + "@" + HAND_DIGEST)).encode(),
+                     "names repository", id="reference-with-digest"),
+        pytest.param(json.dumps(_payload(HAND_DIGEST, "registry.adapstory.io/acme")).encode(),
+                     "names repository", id="parent-repository"),
+        pytest.param(json.dumps({"critical": {"type": "cosign container image signature",
+                                              "image": {"docker-manifest-digest": HAND_DIGEST}}}).encode(),
+                     "no critical.identity.docker-reference", id="no-identity"),
+        pytest.param(b"[1, 2]", "no 'critical' section", id="not-an-object"),
+        pytest.param(b"\xff\xfe", "not JSON", id="binary"),
+    ],
+)
+def test_only_a_simple_signing_payload_naming_this_image_is_accepted(tmp_path, payload, reason):
+    """Signed for real with a P-256 key made here, so only the payload rules can fail."""
+    from cryptography.hazmat.primitives import hashes
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    sig = base64.b64encode(key.sign(payload, ec.ECDSA(hashes.SHA256()))).decode()
+    sig_file = tmp_path / "signature.json"
+    sig_file.write_text(json.dumps({"Base64Signature": sig, "Payload": base64.b64encode(payload).decode()}) + "\n")
+    trust = KeyTrust(_pem(key.public_key()))
+    image = f"{HAND_REPO}:1.3.0@{HAND_DIGEST}"
+    if reason is None:
+        result = offline(image, trust, sig_file)
+        assert result.payload_digest == sha256_digest(payload)
+    else:
+        with pytest.raises(SignatureError) as err:
+            offline(image, trust, sig_file)
+        assert reason in str(err.value)
