@@ -115,6 +115,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("render: interrupted; nothing was written\n")
         return 130
+    except Exception as exc:  # a bug: say so in one line; RENDER_DEBUG=1 shows the traceback
+        if os.environ.get("RENDER_DEBUG"):
+            raise
+        sys.stderr.write(f"render: internal error ({type(exc).__name__}: {exc}); nothing was written. "
+                         "This is a bug in render: rerun with RENDER_DEBUG=1 and report the traceback\n")
+        return 70
 
 
 if __name__ == "__main__":

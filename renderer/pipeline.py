@@ -20,7 +20,7 @@ from . import verify as verify_stage
 from .errors import InputError, ValidationFailed
 from .load import load
 from .plan import BundlePlan, EnvironmentPlan, fingerprint_files, plan
-from .render import Renderer, object_kinds
+from .render import Renderer
 from .validate import BundleGates, EnvironmentAudit
 from .write import Staging
 from .yamlio import dump
@@ -51,7 +51,6 @@ class BuildRequest:
 class RenderedBundle:
     path: str
     files: tuple  # ((name, bytes), ...)
-    kinds: frozenset
     violations: tuple[str, ...]
     facts: dict  # what the environment-wide isolation audit needs
 
@@ -80,7 +79,7 @@ def _render_chunk(plans: list[BundlePlan]) -> list[RenderedBundle]:
     for p in plans:
         bundle = renderer.render_bundle(p)
         violations = gates.check(bundle, p.platform.kubernetesVersion)
-        out.append(RenderedBundle(p.path, bundle.files, frozenset(object_kinds(bundle)), tuple(violations),
+        out.append(RenderedBundle(p.path, bundle.files, tuple(violations),
                                   gates.facts(bundle)))
     return out
 
@@ -113,19 +112,20 @@ def build(request: BuildRequest) -> BuildResult:
     if problems:
         raise InputError(problems)
 
+    selected = tuple(p for e in envs for p in e.bundles if request.only is None or p.key == request.only)
     t = time.perf_counter()
-    envs = verify_stage.verify(inputs, envs, offline=request.offline,
-                               insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
+    selected = verify_stage.verify(inputs, selected, offline=request.offline,
+                                   insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
     timings["verify"] = time.perf_counter() - t
 
     owned = None
     if request.only is not None:
-        owned = {p.path for e in envs for p in e.bundles} | {f"{e.name}/argocd" for e in envs}
+        owned = {p.path for p in selected} | {f"{e.name}/argocd" for e in envs}
     elif request.env is not None:
         owned = {e.name for e in envs}
     staging = Staging(request.out, owned) if request.out is not None else None
     try:
-        result = _render_all(request, envs, staging, timings)
+        result = _render_all(request, envs, selected, staging, timings)
         if staging is not None:
             t = time.perf_counter()
             staging.commit()
@@ -148,12 +148,11 @@ def _warning(finding, root: Path) -> str:
     return f"{path}:{finding.line}: migrations: {finding.rule}: {finding.message}"
 
 
-def _render_all(request: BuildRequest, envs, staging: Optional[Staging], timings: dict) -> BuildResult:
+def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], timings: dict) -> BuildResult:
     t = time.perf_counter()
-    plans = [p for e in envs for p in e.bundles]
+    plans = list(plans)
     jobs = request.jobs or os.cpu_count() or 1
     violations: list[str] = []
-    kinds_by_env: dict[str, set] = {e.name: set() for e in envs}
     facts_by_env: dict[str, list] = {e.name: [] for e in envs}
     result = BuildResult(envs)
     done = 0
@@ -163,7 +162,6 @@ def _render_all(request: BuildRequest, envs, staging: Optional[Staging], timings
         for rb in rendered:
             env = rb.path.split("/", 1)[0]
             violations.extend(rb.violations)
-            kinds_by_env[env] |= rb.kinds
             facts_by_env[env].append(rb.facts)
             result.objects += len(rb.files) - 2  # kustomization.yaml and bundle.json are not objects
             result.bundles += 1
@@ -188,7 +186,7 @@ def _render_all(request: BuildRequest, envs, staging: Optional[Staging], timings
     renderer = _worker.get("renderer") or Renderer(TEMPLATES)
     gates = _worker.get("gates") or BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)
     for env in envs:
-        argo = renderer.render_argocd(env, kinds_by_env[env.name])
+        argo = renderer.render_argocd(env)
         violations.extend(gates.check_objects(f"{env.name}/argocd", argo, env.platform.kubernetesVersion))
         violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name], argo).violations())
         result.objects += len(argo)

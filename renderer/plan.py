@@ -124,17 +124,16 @@ def fingerprint_files(*folders: Path) -> str:
 
 
 def plan(inputs: Inputs, shaping_digest: str, only: Optional[str] = None) -> tuple[EnvironmentPlan, ...]:
-    """Resolve every install. ``only`` (TENANT/PLUGIN) still checks every install of the
-    environment (ceilings and name collisions span them) but plans bundles for that one only."""
+    """Resolve every install of every environment. ``only`` (TENANT/PLUGIN) must name one of
+    them; the pipeline renders just that one, but all are planned (ceilings, names and the
+    environment's Argo CD files span them)."""
     problems: list[Problem] = list(inputs.problems)
     _check_catalog(inputs, problems)
     envs = []
     matched_only = False
     for env in inputs.environments:
         bundles = _plan_environment(inputs, env, shaping_digest, problems)
-        if only is not None:
-            bundles = [b for b in bundles if b.key == only]
-            matched_only = matched_only or bool(bundles)
+        matched_only = matched_only or any(b.key == only for b in bundles)
         envs.append(EnvironmentPlan(env.name, env.platform.model.spec, tuple(bundles)))
     if only is not None and not matched_only and not problems:
         problems.append(Problem(only, 0, "--only", "no install matches TENANT/PLUGIN in the selected environments"))

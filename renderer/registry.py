@@ -422,6 +422,11 @@ class RegistryClient:
                 resp = self._request_once(url, headers, max_bytes)
             except RegistryContentError:
                 raise
+            except ssl.SSLCertVerificationError as exc:
+                raise OutsideSystemError(
+                    f"registry {url.netloc}: its TLS certificate is not trusted ({exc.verify_message or exc}); "
+                    "add the registry's CA to the system trust store (or SSL_CERT_FILE)"
+                ) from None
             except ssl.SSLError as exc:
                 # not transient: a plain-HTTP registry or a bad certificate does not heal on retry
                 raise OutsideSystemError(

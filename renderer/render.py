@@ -50,6 +50,18 @@ TEMPLATE_KINDS = {
 }
 
 
+# What an Application of the `plugins` project may create besides the Namespace: exactly the
+# namespaced kinds these templates can emit (group, kind). A fixed list, so the AppProject does
+# not change when one bundle starts or stops using Kafka or a database.
+NAMESPACED_KINDS = {
+    ("", "ServiceAccount"), ("", "ResourceQuota"), ("", "LimitRange"), ("", "Service"), ("", "ConfigMap"),
+    ("apps", "Deployment"), ("autoscaling", "HorizontalPodAutoscaler"), ("networking.k8s.io", "NetworkPolicy"),
+    ("external-secrets.io", "ExternalSecret"), ("kafka.strimzi.io", "KafkaUser"),
+    ("postgresql.sql.m.crossplane.io", "Role"), ("postgresql.sql.m.crossplane.io", "Schema"),
+    ("postgresql.sql.m.crossplane.io", "Grant"), ("kyverno.io", "Policy"), ("monitoring.coreos.com", "PrometheusRule"),
+}
+
+
 class TemplateError(RenderError):
     """A template produced something other than the object it is for: a bug in templates/."""
 
@@ -136,7 +148,7 @@ class Renderer:
         files.append(("bundle.json", bundle_json(plan, ordered)))
         return Bundle(plan, ordered, tuple(sorted(files)))
 
-    def render_argocd(self, env: EnvironmentPlan, bundles_kinds: set) -> tuple:
+    def render_argocd(self, env: EnvironmentPlan) -> tuple:
         """The environment's ``argocd/`` folder: the AppProject and one Application per bundle."""
         platform = env.platform
         argo = platform.argocd
@@ -147,7 +159,7 @@ class Renderer:
             "name": argo.project, "namespace": argo.namespace, "labels": labels, "repo": argo.repoURL,
             "server": argo.server, "destinations": destinations,
             "description": f"Plugin bundles of environment {env.name}, written by {MANAGED_BY}",
-            "kinds": sorted(k for k in bundles_kinds if k != ("", "Namespace")),
+            "kinds": sorted(NAMESPACED_KINDS),
         })
         out = [(f"appproject-{argo.project}.yaml", project[0])]
         for b in env.bundles:
@@ -170,15 +182,6 @@ def _identity(plan: BundlePlan) -> dict:
         "plugins.adapstory.io/tenant": label_value(plan.tenant),
         "plugins.adapstory.io/plugin": label_value(plan.plugin),
     }
-
-
-def object_kinds(bundle: Bundle) -> set:
-    """(API group, kind) of every namespaced object of the bundle, for the AppProject whitelist."""
-    out = set()
-    for _, obj in bundle.objects:
-        group = obj["apiVersion"].rpartition("/")[0]
-        out.add((group, obj["kind"]))
-    return out
 
 
 def bundle_context(plan: BundlePlan) -> dict:

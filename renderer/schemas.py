@@ -23,7 +23,8 @@ Where schemas come from (first hit wins):
 A kind without a schema is a violation unless ``ignore_missing=True``.
 
 Engine (see ``bench/bench_schemas.py`` for the numbers): objects are validated with
-``jsonschema-rs`` (a compiled Rust validator; ~300x faster than ``jsonschema`` on a Deployment);
+``jsonschema-rs`` (a compiled Rust validator: about 2 us per object, 80-400x faster than
+``jsonschema`` depending on the kind, ~160x over a whole bundle);
 ``jsonschema`` stays the reference implementation (``SchemaStore.reference_validate``), and the
 tests check that both agree. Drafts follow kubeconform: a schema without ``$schema`` (the CRD
 schemas) is draft-04, and the built-in schemas declare 2020-12. The formats kubeconform asserts,
@@ -60,6 +61,7 @@ __all__ = [
     "SchemaStore",
     "SchemaViolation",
     "UnsupportedKubernetesVersion",
+    "format_path",
     "locations_from_env",
     "supported_kubernetes_versions",
 ]
@@ -139,7 +141,20 @@ def _is_duration(value: Any) -> bool:
     return not isinstance(value, str) or _DURATION.fullmatch(value) is not None
 
 
+def _any(value: Any) -> bool:
+    return True
+
+
 _FORMATS = {"date-time": _is_date_time, "duration": _is_duration}
+# jsonschema-rs knows more formats than these two; they are switched off so both engines (and the
+# README's promise) agree: only date-time and duration are asserted.
+_FAST_FORMATS = {
+    **{name: _any for name in (
+        "date", "time", "email", "idn-email", "hostname", "idn-hostname", "ipv4", "ipv6", "iri",
+        "iri-reference", "uri", "uri-reference", "uri-template", "json-pointer", "relative-json-pointer",
+        "regex", "uuid")},
+    **_FORMATS,
+}
 _FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
 for _name, _check in _FORMATS.items():
     _FORMAT_CHECKER.checks(_name)(_check)
@@ -239,7 +254,7 @@ class _Compiled:
     def fast(self) -> Any:
         if self._fast is None:
             rs_class = _DRAFTS[self.draft][0]
-            kwargs: dict[str, Any] = {"formats": _FORMATS, "validate_formats": True, "offline": True}
+            kwargs: dict[str, Any] = {"formats": _FAST_FORMATS, "validate_formats": True, "offline": True}
             if self.builtin_dir is not None:
                 kwargs["registry"] = _builtin_definitions(self.builtin_dir)[1]
             try:

@@ -442,7 +442,7 @@ def _cache_read(cache_dir: Path, ref: ImageRef, trust: Trust) -> Optional[str]:
             chain=entry.get("chain"),
             bundle=entry.get("bundle"),
         )
-        return None
+        return _accept(cand, trust, ref)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error, Rejected, SignatureError):
         return None
 

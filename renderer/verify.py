@@ -8,44 +8,40 @@ unreachable registry stops the run with exit 3 (``OutsideSystemError``), a bad s
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Optional
 
 from . import signatures
 from .errors import InputError, Problem, SignatureError
 from .load import Inputs
-from .plan import EnvironmentPlan
+from .plan import BundlePlan
 
 
-def verify(inputs: Inputs, envs: tuple[EnvironmentPlan, ...], *, offline: bool,
-           insecure_registries: frozenset[str], cache_dir: Optional[Path]) -> tuple[EnvironmentPlan, ...]:
+def verify(inputs: Inputs, plans: tuple[BundlePlan, ...], *, offline: bool,
+           insecure_registries: frozenset[str], cache_dir: Optional[Path]) -> tuple[BundlePlan, ...]:
+    """The plans, each with its ``VerifiedSignature``; raises ``InputError`` listing every rejection."""
     results: dict = {}
     problems: list[Problem] = []
-    for env in envs:
-        for p in env.bundles:
-            key = (p.plugin, p.version)
-            if key in results:
-                continue
-            cv = inputs.catalog[key]
-            publisher = inputs.publishers[p.publisher]
-            where = f"{cv.plugin.path}: spec.image"
-            try:
-                trust = signatures.trust_from_publisher_spec(
-                    publisher.model.spec.model_dump(exclude_none=True), publisher.path)
-                results[key] = signatures.verify_image(
-                    cv.plugin.model.spec.image, trust, cv.signature_file, offline=offline,
-                    insecure_registries=insecure_registries, cache_dir=cache_dir, where=where)
-            except SignatureError as exc:
-                results[key] = None
-                text = str(exc)
-                if text.startswith(where + ": "):
-                    text = text[len(where) + 2:]
-                problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "image"), "spec.image",
-                                        text + (f" ({exc.hint})" if exc.hint else "")))
+    for p in plans:
+        key = (p.plugin, p.version)
+        if key in results:
+            continue
+        cv = inputs.catalog[key]
+        publisher = inputs.publishers[p.publisher]
+        where = f"{cv.plugin.path}: spec.image"
+        try:
+            trust = signatures.trust_from_publisher_spec(
+                publisher.model.spec.model_dump(exclude_none=True), publisher.path)
+            results[key] = signatures.verify_image(
+                cv.plugin.model.spec.image, trust, cv.signature_file, offline=offline,
+                insecure_registries=insecure_registries, cache_dir=cache_dir, where=where)
+        except SignatureError as exc:
+            results[key] = None
+            text = str(exc)
+            if text.startswith(where + ": "):
+                text = text[len(where) + 2:]
+            problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "image"), "spec.image",
+                                    text + (f" ({exc.hint})" if exc.hint else "")))
     if problems:
         raise InputError(problems)
-    return tuple(
-        dataclasses.replace(env, bundles=tuple(p.with_signature(results[(p.plugin, p.version)]) for p in env.bundles))
-        for env in envs
-    )
+    return tuple(p.with_signature(results[(p.plugin, p.version)]) for p in plans)

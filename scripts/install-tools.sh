@@ -85,6 +85,7 @@ SRC
     -o "Dir::Cache=$work/cache"
     -o "Dir::State::status=/dev/null"
     -o "APT::Architecture=$(dpkg --print-architecture)"
+    -o "APT::Sandbox::User=root"
   )
   cp "$work/trixie.sources" "$work/parts/trixie.sources"
   say "fetching the cosign package index for trixie from $uri"
@@ -93,6 +94,8 @@ SRC
   deb="$(ls "$work"/cosign_*.deb)"
   dpkg-deb -x "$deb" "$work/root"
   install -m 0755 "$work/root/usr/bin/cosign" "$tools_bin/cosign"
+  # the Debian build reports GitVersion "devel": keep the package version beside it
+  dpkg-deb -f "$deb" Version >"$tools_bin/cosign.version"
   say "installed cosign from $(basename "$deb") into $tools_bin/cosign"
 fi
 
@@ -101,4 +104,5 @@ say "versions:"
 printf '  docker-registry: %s\n' "$(docker-registry --version 2>&1 | head -1)"
 printf '  umoci: %s\n' "$(umoci --version 2>&1 | head -1)"
 printf '  skopeo: %s\n' "$(skopeo --version 2>&1 | head -1)"
-printf '  cosign: %s\n' "$(cosign version 2>&1 | awk -F: '/GitVersion/ {gsub(/ /,"",$2); print $2}')"
+cosign_version="$(cat "$tools_bin/cosign.version" 2>/dev/null || cosign version 2>&1 | awk -F: '/GitVersion/ {gsub(/ /,"",$2); print $2}')"
+printf '  cosign: %s (%s)\n' "$cosign_version" "$(command -v cosign)"

@@ -25,10 +25,18 @@ def schema_location() -> str:
     return loc
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("RENDER_SCHEMA_LOCATION", schema_location())
-    monkeypatch.setenv("RENDER_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_env(tmp_path_factory):
+    """Session-wide: module-scoped fixtures render too, before any function-scoped monkeypatch."""
+    saved = {k: os.environ.get(k) for k in ("RENDER_SCHEMA_LOCATION", "RENDER_CACHE_DIR")}
+    os.environ["RENDER_SCHEMA_LOCATION"] = schema_location()
+    os.environ["RENDER_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture

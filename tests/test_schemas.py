@@ -259,6 +259,38 @@ def test_validation_never_changes_the_object(store, obj):
     assert obj == before
 
 
+FORMAT_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"apiVersion": {"type": "string"}, "kind": {"type": "string"},
+                   **{f.replace("-", "_"): {"type": "string", "format": f}
+                      for f in ("date-time", "duration", "email", "uri", "ipv4", "int32", "byte")}},
+}
+
+
+@pytest.mark.parametrize("field, value, valid", [
+    pytest.param("date_time", "2024-02-29T23:59:60+01:00", True, id="date-time-leap-day-and-second"),
+    pytest.param("date_time", "2026-05-01t12:00:00.5z", True, id="date-time-lowercase-t-and-z"),
+    pytest.param("date_time", "2023-02-29T00:00:00Z", False, id="date-time-no-such-day"),
+    pytest.param("date_time", "2026-05-01 12:00:00", False, id="date-time-without-zone"),
+    pytest.param("duration", "P1DT12H", True, id="duration-iso-8601"),
+    pytest.param("duration", "5m", False, id="duration-go-style"),
+    pytest.param("duration", "P", False, id="duration-empty"),
+    pytest.param("email", "not an email", True, id="email-not-asserted"),
+    pytest.param("uri", "::", True, id="uri-not-asserted"),
+    pytest.param("ipv4", "999.1.1.1", True, id="ipv4-not-asserted"),
+    pytest.param("int32", "x", True, id="int32-not-asserted"),
+    pytest.param("byte", "!!", True, id="byte-not-asserted"),
+])
+def test_only_date_time_and_duration_formats_are_asserted_and_both_engines_agree(tmp_path, field, value, valid):
+    path = tmp_path / "example.com" / "formats_v1.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(FORMAT_SCHEMA))
+    gate = SchemaStore(KUBERNETES_VERSION, [str(tmp_path)])
+    obj = {"apiVersion": "example.com/v1", "kind": "Formats", field: value}
+    assert (gate.validate(obj) == []) is valid
+    assert gate.validate(obj) == gate.reference_validate(obj)
+
+
 # --------------------------------------------------------------------------- versions and setup
 @pytest.mark.parametrize("given", [
     pytest.param("1.33", id="minor"), pytest.param("1.33.0", id="patch-zero"),

@@ -715,3 +715,53 @@ def test_only_a_simple_signing_payload_naming_this_image_is_accepted(tmp_path, p
         with pytest.raises(SignatureError) as err:
             offline(image, trust, sig_file)
         assert reason in str(err.value)
+
+
+# ------------------------------------------------------------------------------------ credentials
+
+
+def test_credentials_are_found_in_the_environment_then_docker_config_then_a_helper(tmp_path, monkeypatch):
+    from renderer.registry import Credentials, credentials_for
+
+    helper = tmp_path / "bin" / "docker-credential-render-test"
+    helper.parent.mkdir()
+    helper.write_text('#!/bin/sh\nread host\necho "{\\"Username\\": \\"helper-$host\\", \\"Secret\\": \\"pw\\"}"\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{helper.parent}:{__import__('os').environ['PATH']}")
+    (tmp_path / "config.json").write_text(json.dumps({
+        "auths": {
+            "https://reg.example.com/v1/": {"auth": base64.b64encode(b"alice:pw1").decode()},
+            "https://index.docker.io/v1/": {"username": "bob", "password": "pw2"},
+        },
+        "credHelpers": {"helped.example.com": "render-test"},
+    }))
+    env = {"DOCKER_CONFIG": str(tmp_path)}
+    assert credentials_for("reg.example.com", env) == Credentials("alice", "pw1")
+    assert credentials_for("docker.io", env) == Credentials("bob", "pw2")
+    assert credentials_for("helped.example.com", env) == Credentials("helper-helped.example.com", "pw")
+    assert credentials_for("unknown.example.com", env) is None
+    env_creds = {**env, "RENDER_REGISTRY_USERNAME": "ci", "RENDER_REGISTRY_PASSWORD": "tok"}
+    assert credentials_for("reg.example.com", env_creds) == Credentials("ci", "tok")
+
+
+# ------------------------------------------------------------------------------------ the example catalog
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "environments"
+
+
+@pytest.mark.parametrize(
+    "plugin_yaml",
+    [pytest.param(p, id=f"{p.parent.parent.name}-{p.parent.name}") for p in sorted(EXAMPLE.glob("catalog/*/*/plugin.yaml"))],
+)
+def test_the_example_catalog_verifies_offline_with_its_publishers_demo_keys(plugin_yaml):
+    import yaml
+
+    doc = yaml.safe_load(plugin_yaml.read_text())
+    publisher = doc["metadata"]["publisher"]
+    spec = yaml.safe_load((EXAMPLE / "publishers" / f"{publisher}.yaml").read_text())["spec"]
+    keys = Path(__file__).resolve().parent / "keys"
+    assert spec["cosign"]["publicKey"].strip() == (keys / f"{publisher}.pub").read_text().strip()
+    trust = trust_from_publisher_spec(spec, f"publishers/{publisher}.yaml")
+    result = offline(doc["spec"]["image"], trust, plugin_yaml.parent / "signature.json")
+    assert result.source == "signature.json"
+    assert any(registry_prefix_matches(doc["spec"]["image"], prefix) for prefix in spec["registries"])

@@ -1,4 +1,4 @@
-CREATE TABLE quiz.quizzes (
+CREATE TABLE IF NOT EXISTS quiz.quizzes (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     lesson_id bigint NOT NULL,
     title text NOT NULL,
