@@ -58,6 +58,18 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="render and validate into a folder")
     _build_args(b)
     b.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    v = sub.add_parser("validate", help="schema, policy and isolation gates on a folder of rendered bundles")
+    v.add_argument("folder", type=Path, metavar="DIR")
+    v.add_argument("--kubernetes-version", default=None,
+                   help="built-in schemas of this Kubernetes version (default 1.33)")
+    _common(v, signatures=False)
+    sc = sub.add_parser("schemas", help="schema tools")
+    sc_sub = sc.add_subparsers(dest="schemas_command", parser_class=_Parser, required=True)
+    imp = sc_sub.add_parser("import", help="convert CustomResourceDefinitions into kubeconform-layout schemas")
+    imp.add_argument("crds", nargs="+", type=Path, metavar="CRD_FILE")
+    imp.add_argument("--to", type=Path, required=True, metavar="DIR")
+    imp.add_argument("--versions", default=None, help="comma-separated versions to write (default: every served one)")
+    imp.add_argument("--format", choices=("text", "json"), default="text")
     return p
 
 
@@ -105,6 +117,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
             result = build(_request(args, args.out))
             _summary(result, args.out, args.format)
+            return EXIT_OK
+        if args.command == "validate":
+            from .pipeline import DEFAULT_KUBERNETES_VERSION, validate_folder
+
+            count = validate_folder(
+                args.folder, kubernetes_version=args.kubernetes_version or DEFAULT_KUBERNETES_VERSION,
+                schema_locations=tuple(args.schema_location or _env_list("RENDER_SCHEMA_LOCATION")),
+                ignore_missing_schemas=args.ignore_missing_schemas)
+            if args.format == "json":
+                print(json.dumps({"bundles": count, "violations": []}))
+            else:
+                print(f"{count} bundles in {args.folder} passed the schema, policy and isolation gates")
+            return EXIT_OK
+        if args.command == "schemas":
+            from .crdschemas import import_crds
+
+            versions = args.versions.split(",") if args.versions else None
+            written = import_crds(args.crds, args.to, versions=versions)
+            if args.format == "json":
+                print(json.dumps({"written": [str(p) for p in written]}))
+            else:
+                for path in written:
+                    print(f"wrote {path}")
             return EXIT_OK
         parser().print_help()
         return EXIT_USAGE

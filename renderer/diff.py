@@ -390,7 +390,7 @@ def format_markdown(report: Report) -> str:
 
 
 def _md_object(o: ObjectDiff, show_path: bool = False) -> list[str]:
-    title = f"`{o.file}`" + (f" ({_md(o.label)})" if o.kind else "") if show_path else f"`{_md(o.label)}`"
+    title = f"`{o.file}`" + (f" (`{o.label}`)" if o.kind else "") if show_path else f"`{o.label}`"
     head = f"- {o.change} {title}"
     if not o.diff:
         return [head]

@@ -45,7 +45,7 @@ import git  # GitPython: the only import of git in the project
 
 from . import __version__
 from . import diff as diffmod
-from .errors import OutsideSystemError, RefusingToProceed, RenderError, UsageError
+from .errors import OutsideSystemError, RefusingToProceed, UsageError
 
 RENDERER = "plugin-bundle-renderer"
 DEFAULT_NAME = RENDERER
@@ -122,15 +122,13 @@ class Outcome:
     report: Optional[diffmod.Report] = None
     notes: list[str] = field(default_factory=list)
     attempts: int = 1
-    message: str = ""
 
     def to_json(self) -> dict:
         data = {"repo": self.repo, "branch": self.branch, "base": self.base, "commit": self.commit,
                 "pushed": self.pushed, "published": self.published, "notes": self.notes,
                 "attempts": self.attempts, "unchanged": self.commit is None}
-        if self.report is not None:
-            data["bundles"] = [{"path": b.path, "change": b.change, "from": b.old_version, "to": b.new_version}
-                               for b in self.report.bundles]
+        data["bundles"] = [{"path": b.path, "change": b.change, "from": b.old_version, "to": b.new_version}
+                           for b in (self.report.bundles if self.report else [])]
         return data
 
 
@@ -345,6 +343,7 @@ class Workspace:
         self.bare = g.text("rev-parse", "--is-bare-repository") == "true"
         self.worktree = None if self.bare else Path(g.text("rev-parse", "--show-toplevel"))
         self._lock_fd: Optional[int] = None
+        self.notes: list[str] = []
 
     # -- refs
     def fetch(self) -> None:
@@ -412,33 +411,46 @@ class Workspace:
                     or "failed to update ref" in reason:
                 return False
             raise OutsideSystemError(f"{self.display} refused the push of {branch}: {reason}")
-        code, _, err = self.g.run("update-ref", "-m", ref_message, f"refs/heads/{branch}", new, old or self.g.zero,
-                                  check=False)
-        if code == 0:
-            return True
-        if self.g.rev(f"refs/heads/{branch}") != old:
-            return False
-        raise GitFailed(f"cannot move {branch} in {self.display}: {_last_line(err)}")
+        return self._move_local(branch, old, new, ref_message)
 
     def sync_local(self, branch: str, target: Optional[str]) -> None:
         """Bring a local repository's branch (and its working tree when checked out) to ``target``
-        when that is a fast-forward. Journaled, so a crash half-way is finished by the next run."""
+        when that is a fast-forward (after a push, or when the remote is ahead)."""
         if not self.local or not target:
             return
         current = self.local_head(branch)
         if current == target or (current is not None and not self.g.is_ancestor(current, target)):
             return
+        if not self._move_local(branch, current, target, "render: fast-forward"):
+            raise RefusingToProceed(f"{branch} of {self.display} moved while render was updating it; run it again")
+
+    def _move_local(self, branch: str, old: Optional[str], new: str, ref_message: str) -> bool:
+        """Compare-and-swap the local branch from ``old`` to ``new``, then update the working tree
+        when the branch is checked out. Journaled: a crash half-way is finished by the next run."""
+        if old is None:
+            self._adopt_unborn_head(branch)
         checked_out = self._checked_out(branch)
-        self._write_journal({"branch": branch, "old": current, "new": target})
-        if self.remote or current is None or True:
-            code, _, err = self.g.run("update-ref", "-m", "render: fast-forward", f"refs/heads/{branch}", target,
-                                      current or self.g.zero, check=False)
-            if code != 0 and self.local_head(branch) != target:
-                self._clear_journal()
-                raise GitFailed(f"cannot move {branch} in {self.display}: {_last_line(err)}")
+        self._write_journal({"branch": branch, "old": old, "new": new})
+        code, _, err = self.g.run("update-ref", "-m", ref_message, f"refs/heads/{branch}", new, old or self.g.zero,
+                                  check=False)
+        if code != 0:
+            self._clear_journal()
+            if self.local_head(branch) != old:
+                return False
+            raise GitFailed(f"cannot move {branch} in {self.display}: {_last_line(err)}")
         if checked_out:
-            self._update_worktree(current, target)
+            self._update_worktree(old, new)
         self._clear_journal()
+        return True
+
+    def _adopt_unborn_head(self, branch: str) -> None:
+        """A fresh repository whose HEAD names a branch with no commits: check out ours instead."""
+        if self.bare:
+            return
+        code, out, _ = self.g.run("symbolic-ref", "-q", "HEAD", check=False)
+        head = out.decode().strip()
+        if code == 0 and head != f"refs/heads/{branch}" and not self.g.rev(head):
+            self.g.run("symbolic-ref", "HEAD", f"refs/heads/{branch}")
 
     def _checked_out(self, branch: str) -> bool:
         if self.bare or self.worktree is None:
@@ -448,6 +460,8 @@ class Workspace:
 
     def _update_worktree(self, old: Optional[str], new: str) -> None:
         if old:
+            # the index's stat data may be stale (a copied or touched tree): refresh it, then merge
+            self.g.run("update-index", "-q", "--refresh", check=False, env={"GIT_OPTIONAL_LOCKS": "1"})
             self.g.run("read-tree", "-m", "-u", old, new, env={"GIT_OPTIONAL_LOCKS": "1"})
         else:
             self.g.run("read-tree", "--reset", "-u", new, env={"GIT_OPTIONAL_LOCKS": "1"})
@@ -544,7 +558,7 @@ def workspace(repo: str, branch: Optional[str], *, remote: bool, write: bool) ->
                 ws.notes = [note]
         ws.fetch()
         ws.branch = branch or ws.default_branch()
-        if not re.fullmatch(r"[A-Za-z0-9._/-]+", ws.branch) or ws.branch == LEDGER_BRANCH:
+        if ws.branch == LEDGER_BRANCH or ws.g.run("check-ref-format", f"refs/heads/{ws.branch}", check=False)[0]:
             raise UsageError(f"--branch {ws.branch!r} is not a branch render can write")
         yield ws
     finally:
@@ -555,6 +569,7 @@ def workspace(repo: str, branch: Optional[str], *, remote: bool, write: bool) ->
 
 def _open_local(path: Path, tmp: Path, *, remote: bool, write: bool) -> Workspace:
     display = str(path)
+    path = path.resolve()
     if not path.exists() or (path.is_dir() and not any(path.iterdir())):
         if not write:  # a diff against a repository that does not exist yet: an empty one
             stand_in = tmp / "empty.git"
@@ -690,14 +705,14 @@ class Change:
         return not self.want
 
 
-def _static_files(g: _Git) -> dict[str, bytes]:
+def _static_files() -> dict[str, bytes]:
     return {README: readme_text().encode(), GITATTRIBUTES: gitattributes_text().encode(),
             MARKER: marker_text().encode()}
 
 
 def plan_commit(start_tree: Tree, rendered: Rendered, g: _Git) -> Change:
     files = dict(rendered.files)
-    files.update(_static_files(g))
+    files.update(_static_files())
     blobs: dict[str, bytes] = {}
     rendered_units: dict[str, Tree] = {}
     for path, data in files.items():
@@ -858,7 +873,7 @@ def commit(rendered: Rendered, opts: CommitOptions) -> Outcome:
         tree = ws.g.tree(base)
         check_managed(tree, ws.g, ws.display)
         change = plan_commit(tree, rendered, ws.g)
-        outcome = Outcome(ws.display, ws.branch, base, notes=list(getattr(ws, "notes", [])) + change.notes)
+        outcome = Outcome(ws.display, ws.branch, base, notes=ws.notes + change.notes)
 
         def message(report: diffmod.Report) -> str:
             return commit_message(report, rendered, outcome.notes)
@@ -868,8 +883,10 @@ def commit(rendered: Rendered, opts: CommitOptions) -> Outcome:
 
 def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Change, outcome: Outcome,
                     message: Callable[[diffmod.Report], str], opts: CommitOptions, what: str) -> Outcome:
-    outcome.published = "remote" if ws.remote and ws.local else "temporary clone" if not ws.local and not opts.push \
-        else "remote" if ws.remote else "local"
+    if ws.local:
+        outcome.published = "remote" if ws.remote else "local"
+    else:
+        outcome.published = "remote" if opts.push else "temporary clone"
     for attempt in range(1, opts.attempts + 1):
         outcome.attempts = attempt
         if change.empty():
@@ -918,11 +935,16 @@ def commit_message(report: diffmod.Report, rendered: Rendered, notes: list[str])
     else:
         subject = "render: update " + ", ".join(sorted({o.file for o in report.others}))[:60]
     body = [subject, ""]
-    width = max([len(b.change) for b in report.bundles] + [0])
+    width = max([len(b.change) for b in report.bundles] + [len("files")])
     for b in report.bundles:
         body.append(f"{b.change.ljust(width)}  {b.path}{_versions(b)}")
+    groups: dict[str, dict[str, int]] = {}
     for o in report.others:
-        body.append(f"{'file'.ljust(width)}  {o.file} ({o.change})")
+        folder = o.file.rsplit("/", 1)[0] + "/" if "/" in o.file else o.file
+        counts = groups.setdefault(folder, {})
+        counts[o.change] = counts.get(o.change, 0) + 1
+    for folder, counts in sorted(groups.items()):
+        body.append(f"{'files'.ljust(width)}  {folder} ({', '.join(f'{n} {c}' for c, n in sorted(counts.items()))})")
     if report.pruned:
         body += ["", f"Argo CD will prune {report.pruned} object(s)."]
     for n in notes:
@@ -983,7 +1005,6 @@ def mark_good(repo: str, env: str, tenant: str, plugin: str, *, commit_ish: Opti
         tree = ws.g.object_id(f"{sha}:{bundle}")
         if not tree or ws.g.text("cat-file", "-t", tree) != "tree":
             raise RefusingToProceed(f"{bundle} does not exist at {sha[:12]} on {ws.branch}; nothing to record")
-        record = KnownGood(env, tenant, plugin, sha, tree, ws.branch)
         entry = (json.dumps({"branch": ws.branch, "bundle": bundle, "commit": sha, "tree": tree},
                             indent=2, sort_keys=True) + "\n").encode()
         message = (f"known-good: {bundle} at {sha[:12]}\n\n"
@@ -1012,7 +1033,6 @@ def mark_good(repo: str, env: str, tenant: str, plugin: str, *, commit_ish: Opti
             time.sleep(random.uniform(0.05, 0.3) * attempt)
             ws.fetch()
         raise OutsideSystemError(f"{ws.display}: {LEDGER_BRANCH} kept moving; gave up after {attempts} attempts")
-    return record, False  # pragma: no cover
 
 
 def known_good(repo: str, env: str, tenant: str, plugin: str, branch: Optional[str] = None) -> Optional[KnownGood]:
@@ -1066,7 +1086,7 @@ def rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: Optional[
         want = dict(good_tree)
         want[hold_path(bundle)] = (BLOB, hold_id)
         change = Change({bundle: current}, {bundle: want}, {hold_id: hold_bytes}, {bundle: want})
-        outcome = Outcome(ws.display, ws.branch, base, notes=list(getattr(ws, "notes", [])))
+        outcome = Outcome(ws.display, ws.branch, base, notes=list(ws.notes))
         outcome.notes.append(f"rolled back {bundle} to its known-good state {good.commit[:12]}; render commit keeps "
                              "it while the install file is unchanged")
 
@@ -1097,7 +1117,7 @@ def _held_install(ws: Workspace, tree: Tree, head: Optional[str], bundle: str) -
         if held.get("install"):
             return str(held["install"]), digest
     if head:
-        text = ws.g.text("log", "-1", "--format=%B", head, "--", f"{bundle}/")
+        text = ws.g.text("log", "-n", "50", "--format=%B", head, "--", f"{bundle}/")
         for line in text.splitlines():
             m = re.match(rf"^Bundle: {re.escape(bundle)} \S+ install=(sha256:[0-9a-f]{{64}})\s*$", line)
             if m:
@@ -1177,7 +1197,3 @@ def ledger_readme() -> str:
     return (f"# Known-good ledger\n\nWritten by `render mark-good` of plugin-bundle-renderer. One file per bundle,\n"
             "`<env>/<tenant>/<plugin>.json`, naming the commit of the deployed branch at which that bundle was\n"
             "synced and healthy, and the bundle folder's git tree there. `render rollback` restores that tree.\n")
-
-
-def format_ref_error(exc: RenderError) -> list[str]:  # pragma: no cover - kept for symmetry with errors.lines
-    return exc.lines()

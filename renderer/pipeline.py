@@ -7,6 +7,7 @@ processes (one per core) in chunks; the parent streams their files into the stag
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import sys
@@ -21,7 +22,7 @@ from .errors import InputError, ValidationFailed
 from .load import load
 from .plan import BundlePlan, EnvironmentPlan, fingerprint_files, plan
 from .render import Renderer
-from .validate import BundleGates, EnvironmentAudit
+from .validate import BundleGates, EnvironmentAudit, bundle_facts
 from .write import Staging
 from .yamlio import dump
 
@@ -50,7 +51,8 @@ class BuildRequest:
 @dataclass(frozen=True)
 class RenderedBundle:
     path: str
-    files: tuple  # ((name, bytes), ...)
+    objects: int
+    application: tuple  # (file name, bytes) of its Argo CD Application
     violations: tuple[str, ...]
     facts: dict  # what the environment-wide isolation audit needs
 
@@ -68,25 +70,28 @@ class BuildResult:
 _worker: dict = {}
 
 
-def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool) -> None:
+def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path]) -> None:
+    """Per process: compiled templates and gates, the plans (inherited through fork, never
+    pickled), and the staging folder each worker writes its bundles into."""
     _worker["renderer"] = Renderer(TEMPLATES)
     _worker["gates"] = BundleGates(schema_locations, ignore_missing, POLICIES)
+    _worker["plans"] = plans
+    _worker["staging"] = staging
 
 
-def _render_chunk(plans: list[BundlePlan]) -> list[RenderedBundle]:
-    renderer, gates = _worker["renderer"], _worker["gates"]
+def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
+    renderer, gates, staging = _worker["renderer"], _worker["gates"], _worker["staging"]
     out = []
-    for p in plans:
+    for p in _worker["plans"][bounds[0]:bounds[1]]:
         bundle = renderer.render_bundle(p)
         violations = gates.check(bundle, p.platform.kubernetesVersion)
-        out.append(RenderedBundle(p.path, bundle.files, tuple(violations),
+        app = renderer.render_application(p)
+        violations += gates.check_objects(f"{p.env}/argocd", [app], p.platform.kubernetesVersion)
+        if staging is not None and not violations:
+            Staging.write_into(staging, p.path, bundle.files)
+        out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
                                   gates.facts(bundle)))
     return out
-
-
-def _chunks(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i:i + size]
 
 
 def build(request: BuildRequest) -> BuildResult:
@@ -140,6 +145,15 @@ def build(request: BuildRequest) -> BuildResult:
     return result
 
 
+def _unrendered_applications(renderer: Renderer, env: EnvironmentPlan, rendered: set) -> list:
+    out = []
+    for p in env.bundles:
+        if p.path not in rendered:
+            name, obj = renderer.render_application(p)
+            out.append((name, dump(obj)))
+    return out
+
+
 def _warning(finding, root: Path) -> str:
     try:
         path = finding.path.relative_to(root).as_posix()
@@ -154,6 +168,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     jobs = request.jobs or os.cpu_count() or 1
     violations: list[str] = []
     facts_by_env: dict[str, list] = {e.name: [] for e in envs}
+    apps_by_env: dict[str, list] = {e.name: [] for e in envs}
     result = BuildResult(envs)
     done = 0
 
@@ -162,36 +177,43 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         for rb in rendered:
             env = rb.path.split("/", 1)[0]
             violations.extend(rb.violations)
+            apps_by_env[env].append(rb.application)
             facts_by_env[env].append(rb.facts)
-            result.objects += len(rb.files) - 2  # kustomization.yaml and bundle.json are not objects
+            result.objects += rb.objects
             result.bundles += 1
-            if staging is not None and not violations:
-                staging.write_folder(rb.path, rb.files, clean=True)
         done += len(rendered)
         if request.progress:
             request.progress(done, len(plans))
 
+    args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None)
+    ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(jobs, _init_worker, (request.schema_locations, request.ignore_missing_schemas)) as pool:
-            for rendered in pool.imap(_render_chunk, list(_chunks(plans, CHUNK))):
+        with ctx.Pool(jobs, _init_worker, args) as pool:
+            for rendered in pool.imap(_render_range, ranges):
                 take(rendered)
     else:
-        _init_worker(request.schema_locations, request.ignore_missing_schemas)
-        for chunk in _chunks(plans, CHUNK):
-            take(_render_chunk(chunk))
+        _init_worker(*args)
+        for bounds in ranges:
+            take(_render_range(bounds))
     timings["render+validate"] = time.perf_counter() - t
 
     t = time.perf_counter()
     renderer = _worker.get("renderer") or Renderer(TEMPLATES)
     gates = _worker.get("gates") or BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)
     for env in envs:
-        argo = renderer.render_argocd(env)
-        violations.extend(gates.check_objects(f"{env.name}/argocd", argo, env.platform.kubernetesVersion))
-        violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name], argo).violations())
-        result.objects += len(argo)
+        project = renderer.render_project(env)
+        violations.extend(gates.check_objects(f"{env.name}/argocd", [project], env.platform.kubernetesVersion))
+        # With --only, the other bundles are not rendered this run: plan() has already checked
+        # their names; the AppProject check needs them all, so it is left to a full run (or validate).
+        violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name],
+                                           project if request.only is None else None).violations())
         if staging is not None:
-            staging.write_folder(f"{env.name}/argocd", [(f, dump(o)) for f, o in argo], clean=True)
+            files = [(project[0], dump(project[1]))] + apps_by_env[env.name]
+            if request.only is not None:  # keep the Applications of the bundles this run did not render
+                files += _unrendered_applications(renderer, env, {p.path for p in plans})
+            staging.write_folder(f"{env.name}/argocd", sorted(files))
+        result.objects += 1 + len(apps_by_env[env.name])
     timings["argocd+audit"] = time.perf_counter() - t
     if violations:
         raise ValidationFailed(sorted(violations))
@@ -215,3 +237,70 @@ def progress_printer(stream=None) -> Optional[Callable[[int, int], None]]:
             stream.flush()
 
     return show
+
+
+DEFAULT_KUBERNETES_VERSION = "1.33"
+
+
+def validate_folder(folder: Path, *, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+                    schema_locations: tuple[str, ...] = (), ignore_missing_schemas: bool = False) -> int:
+    """`render validate DIR`: the schema, policy and isolation gates on a folder of rendered
+    bundles (any producer). Each bundle's identity comes from its bundle.json and labels.
+    Returns the number of bundles checked; raises ``ValidationFailed`` listing every violation."""
+    from .yamlio import parse_rendered
+
+    gates = BundleGates(schema_locations, ignore_missing_schemas, POLICIES)
+    violations: list[str] = []
+    count = 0
+    if not folder.is_dir():
+        raise ValidationFailed([f"{folder}: not a folder of rendered bundles"])
+    envs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "plugins").is_dir())
+    if not envs:
+        raise ValidationFailed([f"{folder}: no <env>/plugins/<tenant>/<plugin>/ bundles found"])
+    for env_dir in envs:
+        facts = []
+        for bundle_dir in sorted(p for p in env_dir.glob("plugins/*/*") if p.is_dir()):
+            rel = bundle_dir.relative_to(folder).as_posix()
+            objects, problems = _read_objects(bundle_dir, rel, parse_rendered)
+            violations += problems
+            meta_path = bundle_dir / "bundle.json"
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError) as exc:
+                violations.append(f"{rel}/bundle.json: -: identity: unreadable bundle.json ({exc})")
+                meta = {}
+            tenant, plugin = bundle_dir.parent.name, bundle_dir.name
+            for key, want in (("env", env_dir.name), ("tenant", tenant), ("plugin", plugin)):
+                if meta and meta.get(key) != want:
+                    violations.append(f"{rel}/bundle.json: -: identity: {key} is {meta.get(key)!r}, the folder says {want!r}")
+            violations += gates.check_objects(rel, objects, kubernetes_version)
+            violations += gates.check_policies(rel, objects, meta or None)
+            facts.append(bundle_facts(rel, objects))
+            count += 1
+        project = None
+        for path in sorted((env_dir / "argocd").glob("appproject-*.yaml")):
+            rel = f"{env_dir.name}/argocd"
+            objs, problems = _read_objects(path.parent, rel, parse_rendered, only=path.name)
+            violations += problems + gates.check_objects(rel, objs, kubernetes_version)
+            project = objs[0] if objs else None
+        violations += EnvironmentAudit(env_dir.name, facts, project).violations()
+    if violations:
+        raise ValidationFailed(sorted(violations))
+    return count
+
+
+def _read_objects(folder: Path, rel: str, parse, only: Optional[str] = None) -> tuple[list, list]:
+    objects, problems = [], []
+    for path in sorted(folder.glob("*.yaml")):
+        if path.name == "kustomization.yaml" or (only and path.name != only):
+            continue
+        try:
+            docs = parse(path.read_text())
+        except Exception as exc:  # any parse failure is a finding about that file, not a crash
+            problems.append(f"{rel}/{path.name}: -: yaml: {str(exc).splitlines()[0]}")
+            continue
+        if len(docs) != 1 or not isinstance(docs[0], dict):
+            problems.append(f"{rel}/{path.name}: -: yaml: expected exactly one object per file")
+            continue
+        objects.append((path.name, docs[0]))
+    return objects, problems

@@ -21,7 +21,7 @@ from . import quantity
 from .errors import RenderError
 from .plan import BundlePlan, EnvironmentPlan, label_value
 from .quoting import quote
-from .yamlio import dump
+from .yamlio import dump, parse_rendered
 
 MANAGED_BY = "plugin-bundle-renderer"
 TOKEN_DIR = "/var/run/secrets/adapstory"
@@ -107,8 +107,8 @@ class Renderer:
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"templates/{template}: {exc.message}") from None
         try:
-            docs = [d for d in yaml.load_all(text, Loader=yaml.CSafeLoader) if d is not None]
-        except yaml.YAMLError as exc:
+            docs = parse_rendered(text)
+        except (yaml.YAMLError, ValueError) as exc:
             raise TemplateError(f"templates/{template} produced invalid YAML: {exc}") from None
         kind = TEMPLATE_KINDS[template]
         for doc in docs:
@@ -148,28 +148,34 @@ class Renderer:
         files.append(("bundle.json", bundle_json(plan, ordered)))
         return Bundle(plan, ordered, tuple(sorted(files)))
 
-    def render_argocd(self, env: EnvironmentPlan) -> tuple:
-        """The environment's ``argocd/`` folder: the AppProject and one Application per bundle."""
+    def render_project(self, env: EnvironmentPlan) -> tuple[str, dict]:
+        """The environment's `plugins` AppProject: destinations are exactly the bundles' namespaces
+        (plus the Kafka namespace when a KafkaUser lives there); Namespace is the only cluster-scoped kind."""
         platform = env.platform
         argo = platform.argocd
-        labels = {"app.kubernetes.io/managed-by": MANAGED_BY, "plugins.adapstory.io/env": env.name}
         destinations = sorted({b.names.namespace for b in env.bundles}
                               | ({platform.kafka.namespace} if any(_uses_kafka(b) for b in env.bundles) else set()))
         project = self._objects("appproject.yaml.j2", p={
-            "name": argo.project, "namespace": argo.namespace, "labels": labels, "repo": argo.repoURL,
+            "name": argo.project, "namespace": argo.namespace, "labels": _argocd_labels(env.name), "repo": argo.repoURL,
             "server": argo.server, "destinations": destinations,
             "description": f"Plugin bundles of environment {env.name}, written by {MANAGED_BY}",
             "kinds": sorted(NAMESPACED_KINDS),
         })
-        out = [(f"appproject-{argo.project}.yaml", project[0])]
-        for b in env.bundles:
-            app = self._objects("application.yaml.j2", a={
-                "name": b.names.app, "namespace": argo.namespace, "labels": {**labels, **_identity(b)},
-                "project": argo.project, "repo": argo.repoURL, "revision": argo.targetRevision, "path": b.path,
-                "generate_paths": f"/{b.path}", "server": argo.server, "destination_namespace": b.names.namespace,
-            })
-            out.append((f"application-{b.names.app}.yaml", app[0]))
-        return tuple(sorted(out))
+        return f"appproject-{argo.project}.yaml", project[0]
+
+    def render_application(self, b: BundlePlan) -> tuple[str, dict]:
+        """The bundle's Argo CD Application (it lives in the environment's argocd/ folder)."""
+        argo = b.platform.argocd
+        app = self._objects("application.yaml.j2", a={
+            "name": b.names.app, "namespace": argo.namespace, "labels": {**_argocd_labels(b.env), **_identity(b)},
+            "project": argo.project, "repo": argo.repoURL, "revision": argo.targetRevision, "path": b.path,
+            "generate_paths": f"/{b.path}", "server": argo.server, "destination_namespace": b.names.namespace,
+        })
+        return f"application-{b.names.app}.yaml", app[0]
+
+
+def _argocd_labels(env: str) -> dict:
+    return {"app.kubernetes.io/managed-by": MANAGED_BY, "plugins.adapstory.io/env": env}
 
 
 def _uses_kafka(plan: BundlePlan) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from .schemas import SchemaStore
 
@@ -46,53 +46,135 @@ class BundleGates:
         return out
 
     def check(self, bundle, kubernetes_version: str) -> list[str]:
-        return self.check_objects(bundle.path, bundle.objects, kubernetes_version)
+        return self.check_objects(bundle.path, bundle.objects, kubernetes_version) \
+            + self.check_policies(bundle.path, bundle.objects, None)
+
+    def check_policies(self, where: str, objects: Sequence[tuple[str, dict]], bundle_json: Optional[dict]) -> list[str]:
+        """The Rego policy gate (``policy.PolicyEngine``), once it is wired in."""
+        return []
 
     @staticmethod
     def facts(bundle) -> dict:
-        """What the environment-wide audit needs of one bundle: who owns which shared names."""
-        claims: list[tuple[str, str]] = []
-        for _, obj in bundle.objects:
-            meta = obj.get("metadata") or {}
-            kind = obj.get("kind")
-            if kind == "Namespace":
-                claims.append(("namespace", meta.get("name", "")))
-            elif kind == "KafkaUser":
-                claims.append(("KafkaUser", f"{meta.get('namespace', '')}/{meta.get('name', '')}"))
-                for acl in ((obj.get("spec") or {}).get("authorization") or {}).get("acls") or []:
-                    res = acl.get("resource") or {}
-                    if res.get("type") == "group":
-                        claims.append(("consumer-group prefix", res.get("name", "")))
-            elif kind == "ExternalSecret":
-                for item in (obj.get("spec") or {}).get("data") or []:
-                    key = (item.get("remoteRef") or {}).get("key", "")
-                    claims.append(("Vault prefix", "/".join(key.split("/")[:4]) + "/"))
-            elif kind == "Role" and obj.get("apiVersion", "").startswith("postgresql.sql"):
-                claims.append(("DB role", (meta.get("annotations") or {}).get("crossplane.io/external-name", "")))
-            elif kind == "Schema" and obj.get("apiVersion", "").startswith("postgresql.sql"):
-                spec = (obj.get("spec") or {}).get("forProvider") or {}
-                schema = (meta.get("annotations") or {}).get("crossplane.io/external-name", meta.get("name", ""))
-                claims.append(("(database, schema)", f"{spec.get('database', '')}.{schema}"))
-        return {"bundle": bundle.path, "claims": sorted(set(claims))}
+        return bundle_facts(bundle.path, bundle.objects)
+
+
+TENANT_LABEL = "plugins.adapstory.io/tenant"
+PLUGIN_LABEL = "plugins.adapstory.io/plugin"
+
+
+def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
+    """What the environment-wide audit needs of one bundle (small, picklable): who it is, which
+    shared names it claims, which Kafka names its ACLs touch, where its NetworkPolicies lead,
+    and the namespaces its objects live in."""
+    claims: list[tuple[str, str]] = []
+    acl_names: list[tuple[str, str]] = []
+    peers: list[tuple[str, str]] = []  # (file: kind/name, namespace or "*")
+    namespaces: set[str] = set()
+    tenant = plugin = ""
+    for fname, obj in objects:
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        tenant = tenant or labels.get(TENANT_LABEL, "")
+        plugin = plugin or labels.get(PLUGIN_LABEL, "")
+        kind, spec = obj.get("kind"), obj.get("spec") or {}
+        if kind == "Namespace":
+            claims.append(("namespace", meta.get("name", "")))
+            namespaces.add(meta.get("name", ""))
+        elif meta.get("namespace"):
+            namespaces.add(meta["namespace"])
+        if kind == "KafkaUser":
+            claims.append(("KafkaUser", f"{meta.get('namespace', '')}/{meta.get('name', '')}"))
+            for acl in (spec.get("authorization") or {}).get("acls") or []:
+                res = acl.get("resource") or {}
+                acl_names.append((f"{fname}: {_id(obj)}", res.get("name", "")))
+                if res.get("type") == "group":
+                    claims.append(("consumer-group prefix", res.get("name", "")))
+        elif kind == "ExternalSecret":
+            for item in spec.get("data") or []:
+                key = (item.get("remoteRef") or {}).get("key", "")
+                claims.append(("Vault prefix", "/".join(key.split("/")[:4]) + "/"))
+        elif kind == "Role" and obj.get("apiVersion", "").startswith("postgresql.sql"):
+            claims.append(("DB role", (meta.get("annotations") or {}).get("crossplane.io/external-name", "")))
+        elif kind == "Schema" and obj.get("apiVersion", "").startswith("postgresql.sql"):
+            schema = (meta.get("annotations") or {}).get("crossplane.io/external-name", meta.get("name", ""))
+            claims.append(("(database, schema)", f"{(spec.get('forProvider') or {}).get('database', '')}.{schema}"))
+        elif kind == "NetworkPolicy":
+            for direction in ("ingress", "egress"):
+                for rule in spec.get(direction) or []:
+                    targets = rule.get("to" if direction == "egress" else "from")
+                    if not targets:
+                        peers.append((f"{fname}: {_id(obj)}", "*"))
+                        continue
+                    for peer in targets:
+                        peers.append((f"{fname}: {_id(obj)}", _peer_namespace(peer)))
+    return {"bundle": path, "tenant": tenant, "plugin": plugin, "claims": sorted(set(claims)),
+            "acl_names": acl_names, "peers": peers, "namespaces": sorted(namespaces)}
+
+
+def _peer_namespace(peer: dict) -> str:
+    """The one namespace a NetworkPolicy peer names, or "*" when it reaches more than one."""
+    if "ipBlock" in peer:
+        return "*"
+    selector = peer.get("namespaceSelector")
+    if selector is None:
+        return ""  # the policy's own namespace
+    labels = selector.get("matchLabels") or {}
+    if selector.get("matchExpressions") or set(labels) != {"kubernetes.io/metadata.name"}:
+        return "*"
+    return labels["kubernetes.io/metadata.name"]
 
 
 class EnvironmentAudit:
-    """Isolation across all bundles of one environment."""
+    """Isolation across all bundles of one environment, by the ownership rules of CONTRACT §2."""
 
-    def __init__(self, env: str, facts: list[dict], argocd: Sequence[tuple[str, dict]]):
+    def __init__(self, env: str, facts: list[dict], project: Optional[tuple[str, dict]]):
         self.env = env
-        self.facts = facts
-        self.argocd = argocd
+        self.facts = sorted(facts, key=lambda f: f["bundle"])
+        self.project = project
 
     def violations(self) -> list[str]:
+        out: list[str] = []
         owners: dict[tuple[str, str], list[str]] = defaultdict(list)
         for fact in self.facts:
             for claim in fact["claims"]:
                 owners[tuple(claim)].append(fact["bundle"])
-        out = []
         for (what, value), bundles in sorted(owners.items()):
             if len(bundles) > 1:
-                bundles = sorted(bundles)
-                out.append(f"{bundles[0]}: {what}/{value}: isolation-shared-{what.split()[0].strip('(,').lower()}: "
+                out.append(f"{bundles[0]}: {what} {value}: isolation-shared-owner: "
                            f"also claimed by {', '.join(bundles[1:])}")
+        ns_owner = {ns: f["bundle"] for f in self.facts for kind, ns in f["claims"] if kind == "namespace"}
+        tenant_bundle = {}
+        for f in self.facts:
+            tenant_bundle.setdefault(f["tenant"], f["bundle"])
+        for f in self.facts:
+            for where, name in f["acl_names"]:
+                if f["tenant"] and f["tenant"] not in name:
+                    out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} lies outside tenant "
+                               f"{f['tenant']}'s topic namespace")
+                for other, other_bundle in tenant_bundle.items():
+                    if other and other != f["tenant"] and _mentions(name, other):
+                        out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} touches tenant "
+                                   f"{other}'s topic namespace (owned by {other_bundle})")
+            own = set(f["namespaces"])
+            for where, ns in f["peers"]:
+                if ns == "*":
+                    out.append(f"{f['bundle']}/{where}: isolation-open-network: a rule reaches every namespace or address")
+                elif ns in ns_owner and ns not in own:
+                    out.append(f"{f['bundle']}/{where}: isolation-cross-tenant-network: a rule reaches namespace "
+                               f"{ns} of {ns_owner[ns]}")
+        if self.project is not None:
+            fname, project = self.project
+            dest = {d.get("namespace", "") for d in (project.get("spec") or {}).get("destinations") or []}
+            used = {ns for f in self.facts for ns in f["namespaces"]}
+            where = f"{self.env}/argocd/{fname}: {_id(project)}"
+            for ns in sorted(dest - used):
+                out.append(f"{where}: isolation-appproject-destinations: destination {ns} is used by no bundle")
+            for ns in sorted(used - dest):
+                out.append(f"{where}: isolation-appproject-destinations: namespace {ns} is used by a bundle "
+                           "but is not a destination")
         return out
+
+
+def _mentions(name: str, tenant: str) -> bool:
+    """Whether a Kafka name holds ``tenant`` as a whole dot-separated part of its namespace."""
+    return any(part == tenant for part in name.split("."))

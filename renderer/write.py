@@ -75,13 +75,19 @@ class Staging:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.link(Path(dirpath) / name, target)
 
-    def write_folder(self, rel: str, files: Iterable[tuple[str, bytes]], clean: bool = False) -> None:
-        folder = self.path / rel
-        if clean and folder.exists():
+    def write_folder(self, rel: str, files: Iterable[tuple[str, bytes]]) -> None:
+        self.write_into(self.path, rel, files)
+
+    @staticmethod
+    def write_into(staging: Path, rel: str, files: Iterable[tuple[str, bytes]]) -> None:
+        """Write one folder of the staging tree (workers call this with the staging path)."""
+        folder = staging / rel
+        if folder.exists():
             shutil.rmtree(folder)
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True)
         for name, data in files:
-            (folder / name).write_bytes(data)
+            with open(folder / name, "wb") as fh:
+                fh.write(data)
 
     def commit(self) -> None:
         if self.out.exists():

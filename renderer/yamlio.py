@@ -10,6 +10,7 @@ turns objects into bytes, so the same object always gives the same bytes.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,9 +145,80 @@ def _reject_anchors(text: bytes) -> None:
         loader.dispose()
 
 
-def parse_rendered(text: str) -> Any:
-    """Parse what a template produced (trusted source, untrusted values): a single document."""
-    return yaml.load(text, Loader=_Loader)
+STR_TAG = "tag:yaml.org,2002:str"
+_MEMO_LIMIT = 200_000  # distinct scalars remembered per process (keys, names, literals repeat a lot)
+
+
+class _TemplateLoader(_Loader):
+    """LibYAML's parser and composer; scalar resolution memoised and construction done by
+    ``_build`` below: the same objects as PyYAML's SafeConstructor (tests compare them on every
+    golden file), several times faster on the renderer's hot path."""
+
+    _resolved: dict = {}
+
+    def resolve(self, kind, value, implicit):
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._resolved) < _MEMO_LIMIT:
+                self._resolved[key] = tag
+        return tag
+
+
+_constructed: dict = {}
+
+
+def _build(loader: _TemplateLoader, node: yaml.Node) -> Any:
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        if node.tag == STR_TAG:
+            return node.value
+        key = (node.tag, node.value)
+        try:
+            return _constructed[key]
+        except KeyError:
+            value = loader.construct_object(node, deep=True)
+            if len(_constructed) < _MEMO_LIMIT:
+                _constructed[key] = value
+            return value
+    if kind is yaml.MappingNode:
+        if node.tag != "tag:yaml.org,2002:map":
+            return loader.construct_object(node, deep=True)
+        out = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise ValueError(f"line {key_node.start_mark.line + 1}: merge keys (<<) are not allowed")
+            key = _build(loader, key_node)
+            if key in out:
+                raise ValueError(f"line {key_node.start_mark.line + 1}: duplicate or merge key {key!r}")
+            out[key] = _build(loader, value_node)
+        return out
+    if node.tag != "tag:yaml.org,2002:seq":
+        return loader.construct_object(node, deep=True)
+    return [_build(loader, item) for item in node.value]
+
+
+def parse_rendered(text: str) -> list:
+    """Parse what a template produced (trusted text, untrusted values): every document.
+    Raises ``yaml.YAMLError`` or ``ValueError`` (duplicate key) on a broken template."""
+    loader = _TemplateLoader(text)
+    try:
+        docs = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                docs.append(_build(loader, node))
+        return docs
+    finally:
+        loader.dispose()
+
+
+def parse_rendered_reference(text: str) -> list:
+    """The same, through PyYAML's own constructor: the reference the fast path is tested against."""
+    return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
 
 
 class _BlockDumper(_Dumper):
@@ -154,7 +226,7 @@ class _BlockDumper(_Dumper):
 
 
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    if "\n" in data and data.isprintable() is False and all(c.isprintable() or c == "\n" for c in data) \
+    if "\n" in data and all(c.isprintable() or c == "\n" for c in data) \
             and not data.startswith((" ", "\n")) and " \n" not in data:
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
     return dumper.represent_str(data)
@@ -163,8 +235,113 @@ def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _BlockDumper.add_representer(str, _represent_str)
 
 
-def dump(obj: Any) -> bytes:
-    """The renderer's one serialisation: sorted keys, block style, UTF-8, LF."""
+def dump_reference(obj: Any) -> bytes:
+    """PyYAML's own serialisation: sorted keys, block style, UTF-8, LF. ``dump`` gives these bytes."""
     return yaml.dump(
         obj, Dumper=_BlockDumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 16
     ).encode("utf-8")
+
+
+class _Fallback(Exception):
+    """A value the fast writer does not handle (floats, multi-line or very long keys): use PyYAML."""
+
+
+_BREAKS = re.compile("[\n\r\x85\u2028\u2029]")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./=-]*\Z")
+_PLAIN_RESOLVER = yaml.resolver.Resolver()
+_value_text: dict = {}
+_key_text: dict = {}
+
+
+def _scalar(value: Any) -> str:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    if type(value) is not str:
+        raise _Fallback
+    text = _value_text.get(value)
+    if text is None:
+        if _PLAIN.match(value) and _PLAIN_RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == STR_TAG:
+            return value  # PyYAML writes these plain: no indicator, no space, no break, resolves to a string
+        text = dump_reference({"k": value}).decode()[3:-1]
+        if _BREAKS.search(text):
+            raise _Fallback  # a line break (YAML counts five): its text depends on the indentation
+        if len(_value_text) < _MEMO_LIMIT:
+            _value_text[value] = text
+    return text
+
+
+def _key(value: Any) -> str:
+    if type(value) is not str:
+        raise _Fallback
+    text = _key_text.get(value)
+    if text is None:
+        text = dump_reference({value: 1}).decode()
+        if not text.endswith(": 1\n") or text.startswith("? ") or _BREAKS.search(text[:-1]):
+            raise _Fallback
+        text = text[:-4]
+        if len(_key_text) < _MEMO_LIMIT:
+            _key_text[value] = text
+    return text
+
+
+def _mapping(d: dict, indent: int, first: str, out: list) -> None:
+    pad = " " * indent
+    lead = first
+    for k in sorted(d):
+        v = d[k]
+        line = lead + _key(k)
+        lead = pad
+        if type(v) is dict:
+            if v:
+                out.append(line + ":\n")
+                _mapping(v, indent + 2, " " * (indent + 2), out)
+            else:
+                out.append(line + ": {}\n")
+        elif type(v) is list:
+            if v:
+                out.append(line + ":\n")
+                _sequence(v, indent, pad, out)
+            else:
+                out.append(line + ": []\n")
+        else:
+            out.append(line + ": " + _scalar(v) + "\n")
+
+
+def _sequence(items: list, indent: int, first: str, out: list) -> None:
+    pad = " " * indent
+    lead = first
+    for item in items:
+        prefix = lead + "- "
+        lead = pad
+        if type(item) is dict:
+            if item:
+                _mapping(item, indent + 2, prefix, out)
+            else:
+                out.append(prefix + "{}\n")
+        elif type(item) is list:
+            if item:
+                _sequence(item, indent + 2, prefix, out)
+            else:
+                out.append(prefix + "[]\n")
+        else:
+            out.append(prefix + _scalar(item) + "\n")
+
+
+def dump(obj: Any) -> bytes:
+    """The renderer's one serialisation: byte for byte what ``dump_reference`` (PyYAML through
+    LibYAML) writes, by a writer specialised to plain data; scalar texts come from PyYAML itself
+    (memoised), so quoting decisions are PyYAML's. Anything unusual goes to PyYAML directly."""
+    if type(obj) is not dict or not obj:
+        return dump_reference(obj)
+    out: list = []
+    try:
+        _mapping(obj, 0, "", out)
+    except _Fallback:
+        return dump_reference(obj)
+    return "".join(out).encode("utf-8")
