@@ -1,74 +1,129 @@
-# What every bundle must hold and whom it belongs to: a ResourceQuota and a LimitRange, one
-# Namespace (pod security "restricted") that every object lives in, identity labels that agree
-# with bundle.json and the bundle's folder, the required labels, and nothing cluster-wide.
+# What every bundle must hold and whom it belongs to: the required labels, nothing cluster-wide,
+# a Namespace that enforces pod security "restricted" (per object); a ResourceQuota, a LimitRange,
+# one Namespace that every object lives in, and identity labels that agree with bundle.json and
+# the bundle's folder (across objects).
 package main
 
 import rego.v1
 
 deny contains msg if {
-	some s in subjects
-	some msg in check_object_basics(s)
+	combined
+	some s in input
+	bundle_object(s.contents)
+	not labels_complete(s.contents.metadata.labels, required_labels, required_label_count)
+	some msg in check_required_labels(s)
+}
+
+deny contains msg if {
+	combined
+	some s in input
+	s.contents.kind in pod_kinds
+	not labels_complete(pod_template(s.contents).metadata.labels, required_pod_labels, required_pod_label_count)
+	some msg in check_required_labels(s)
+}
+
+deny contains msg if {
+	combined
+	some s in input
+	s.contents.kind == "Namespace"
+	some msg in check_pod_security_label(s)
+}
+
+deny contains msg if {
+	combined
+	some s in input
+	s.contents.kind in cluster_scoped_kinds
+	some msg in check_cluster_scoped(s)
+}
+
+deny contains msg if {
+	combined
+	some s in input
+	not bundle_object(s.contents)
+	some msg in check_file_shape(s)
 }
 
 deny contains msg if {
 	some b in bundles
-	some msg in check_bundle_basics(b)
+	not bundle_has_quota(input, b)
+	some msg in check_bundle_quota(input, b)
 }
 
-check_object_basics(s) := ((check_required_labels(s) | check_pod_security_label(s)) | check_cluster_scoped(s))
+deny contains msg if {
+	some b in bundles
+	not bundle_has_limit_range(input, b)
+	some msg in check_bundle_limit_range(input, b)
+}
 
-check_bundle_basics(b) := ((check_bundle_quota(b) | check_bundle_limit_range(b)) | check_bundle_namespace(b)) | check_bundle_identity(b)
+deny contains msg if {
+	some b in bundles
+	some msg in check_bundle_namespace(input, b)
+}
+
+deny contains msg if {
+	some b in bundles
+	some msg in check_bundle_identity(input, b)
+}
+
+basics_deny(s) := check_object_basics(s) if bundle_object(s.contents)
+
+basics_deny(s) := check_file_shape(s) if not bundle_object(s.contents)
+
+check_object_basics(s) := (check_required_labels(s) | check_pod_security_label(s)) | check_cluster_scoped(s)
+
 
 # ---------------------------------------------------------------- required labels (per object)
 
-required_labels := [
+required_labels := {
 	"app.kubernetes.io/name",
 	"app.kubernetes.io/instance",
 	"app.kubernetes.io/managed-by",
 	"plugins.adapstory.io/tenant",
 	"plugins.adapstory.io/plugin",
 	"plugins.adapstory.io/env",
-]
+}
 
-# Labels a workload's pods must carry too (selectors, telemetry and the budget gateway read them).
-required_pod_labels := [
+# Labels a workload's pods carry too (selectors, telemetry and the budget gateway read them).
+required_pod_labels := {
 	"app.kubernetes.io/name",
 	"app.kubernetes.io/instance",
 	"plugins.adapstory.io/tenant",
 	"plugins.adapstory.io/plugin",
 	"plugins.adapstory.io/env",
-]
-
-missing_labels(labels, wanted) := [l |
-	some l in wanted
-	not non_empty_string(labels[l])
-]
-
-non_empty_string(x) if {
-	is_string(x)
-	x != ""
 }
 
-check_required_labels(s) := {violation(s, "required-labels", words(["missing label(s) ", concat(", ", missing)])) |
-	bundle_object(s.obj)
-	missing := missing_labels(labels_of(s.obj), required_labels)
-	count(missing) > 0
-} | {violation(s, "required-labels", words(["pod template is missing label(s) ", concat(", ", missing)])) |
-	bundle_object(s.obj)
-	template := pod_template(s.obj)
-	missing := missing_labels(labels_of(template), required_pod_labels)
-	count(missing) > 0
+# Every wanted label is there and not empty (one filter of the small labels map).
+labels_complete(labels, wanted, n) if {
+	present := object.filter(labels, wanted)
+	count(present) == n
+	not "" in present
 }
 
-pod_template(obj) := obj.spec.template if obj.kind in controller_kinds
+required_label_count := count(required_labels)
 
-pod_template(obj) := obj.spec.jobTemplate.spec.template if obj.kind == "CronJob"
+required_pod_label_count := count(required_pod_labels)
 
-# ---------------------------------------------------------------- namespace and scope (per object)
+missing_labels(labels, wanted) := sort([l | some l in wanted; not non_empty_string(labels[l])])
 
-check_pod_security_label(s) := {violation(s, "namespace-pod-security", "the namespace must enforce the restricted Pod Security Standard: set label pod-security.kubernetes.io/enforce: restricted") |
-	s.obj.kind == "Namespace"
-	object.get(labels_of(s.obj), "pod-security.kubernetes.io/enforce", "") != "restricted"
+check_required_labels(s) := {finding(s, "required-labels", words(["missing label(s) ", concat(", ", missing)])) |
+	not labels_complete(s.contents.metadata.labels, required_labels, required_label_count)
+	missing := missing_labels(object_labels(s.contents), required_labels)
+} | {finding(s, "required-labels", words(["pod template is missing label(s) ", concat(", ", missing)])) |
+	template := pod_template(s.contents)
+	not labels_complete(template.metadata.labels, required_pod_labels, required_pod_label_count)
+	missing := missing_labels(object_labels(template), required_pod_labels)
+}
+
+object_labels(obj) := l if {
+	l := obj.metadata.labels
+	is_object(l)
+} else := {}
+
+# ---------------------------------------------------------------- namespace, scope, files (per object)
+
+check_pod_security_label(s) := {finding(s, "namespace-pod-security", "the namespace must enforce the restricted Pod Security Standard: set label pod-security.kubernetes.io/enforce: restricted") |
+	s.contents.kind == "Namespace"
+	label(s.contents, "pod-security.kubernetes.io/enforce") != "restricted"
 }
 
 cluster_scoped_kinds := {
@@ -79,29 +134,35 @@ cluster_scoped_kinds := {
 	"ValidatingWebhookConfiguration",
 }
 
-check_cluster_scoped(s) := {violation(s, "no-cluster-scoped", words(["a plugin bundle may not hold the cluster-wide kind ", s.obj.kind])) |
-	bundle_object(s.obj)
-	s.obj.kind in cluster_scoped_kinds
+check_cluster_scoped(s) := {finding(s, "no-cluster-scoped", words(["a plugin bundle may not hold the cluster-wide kind ", s.contents.kind])) |
+	s.contents.kind in cluster_scoped_kinds
+}
+
+# With --combine, a file with several YAML documents arrives as one array: the per-object rules
+# would not see its objects, so it is refused (the renderer writes one object per file).
+check_file_shape(s) := {finding(s, "one-object-per-file", "the file holds several documents: write one object per file") |
+	s.path != ""
+	s.contents[0]
 }
 
 # ---------------------------------------------------------------- quota and limits (per bundle)
 
-check_bundle_quota(b) := {violation(anchor(b), "resource-quota", "the bundle has no ResourceQuota with spec.hard limits") |
-	not bundle_has_quota(b)
+check_bundle_quota(ents, b) := {finding(anchor(ents, b), "resource-quota", "the bundle has no ResourceQuota with spec.hard limits") |
+	not bundle_has_quota(ents, b)
 }
 
-bundle_has_quota(b) if {
-	some it in of_kind(b, "ResourceQuota")
-	count(obj_at(obj_at(it.obj, "spec"), "hard")) > 0
+bundle_has_quota(ents, b) if {
+	some i in of_kind(ents, b, "ResourceQuota")
+	count(ents[i].contents.spec.hard) > 0
 }
 
-check_bundle_limit_range(b) := {violation(anchor(b), "limit-range", "the bundle has no LimitRange with limits for type Container") |
-	not bundle_has_limit_range(b)
+check_bundle_limit_range(ents, b) := {finding(anchor(ents, b), "limit-range", "the bundle has no LimitRange with limits for type Container") |
+	not bundle_has_limit_range(ents, b)
 }
 
-bundle_has_limit_range(b) if {
-	some it in of_kind(b, "LimitRange")
-	some limit in list_at(obj_at(it.obj, "spec"), "limits")
+bundle_has_limit_range(ents, b) if {
+	some i in of_kind(ents, b, "LimitRange")
+	some limit in ents[i].contents.spec.limits
 	limit.type == "Container"
 }
 
@@ -110,44 +171,48 @@ bundle_has_limit_range(b) if {
 # KafkaUsers live in the Kafka cluster's namespace (Strimzi's User Operator reads them there).
 outside_namespace_kinds := {"Namespace", "KafkaUser"}
 
-check_bundle_namespace(b) := {violation(anchor(b), "bundle-namespace", words(["the bundle holds ", count(of_kind(b, "Namespace")), " Namespace objects, not exactly one"])) |
-	count(of_kind(b, "Namespace")) != 1
-} | {violation(it, "bundle-namespace", words(["is in namespace '", namespace_of(it.obj), "', not the bundle's namespace ", ns])) |
-	nsitem := the_namespace(b)
-	ns := name_of(nsitem.obj)
-	some it in b.items
-	bundle_object(it.obj)
-	not it.obj.kind in outside_namespace_kinds
-	namespace_of(it.obj) != ns
-} | {violation(nsitem, "bundle-namespace", words(["the bundle's namespace is ", name_of(nsitem.obj), ", but bundle.json says ", want])) |
-	nsitem := the_namespace(b)
-	want := isolation_field(b, "namespace")
-	name_of(nsitem.obj) != want
+# The bundle's one Namespace entry (undefined unless there is exactly one).
+the_namespace(ents, b) := ents[nss[0]] if {
+	nss := of_kind(ents, b, "Namespace")
+	count(nss) == 1
 }
 
-# The bundle's one Namespace object (undefined unless there is exactly one).
-the_namespace(b) := nss[0] if {
-	nss := of_kind(b, "Namespace")
-	count(nss) == 1
+check_bundle_namespace(ents, b) := {finding(anchor(ents, b), "bundle-namespace", words(["the bundle holds ", count(of_kind(ents, b, "Namespace")), " Namespace objects, not exactly one"])) |
+	count(of_kind(ents, b, "Namespace")) != 1
+} | {finding(ents[i], "bundle-namespace", words(["is in namespace '", namespace_of(ents[i].contents), "', not the bundle's namespace ", ns])) |
+	ns := name_of(the_namespace(ents, b).contents)
+	some i in b.members
+	not ents[i].contents.metadata.namespace == ns
+	not ents[i].contents.kind in outside_namespace_kinds
+} | {finding(nsitem, "bundle-namespace", words(["the bundle's namespace is ", name_of(nsitem.contents), ", but bundle.json's isolation.namespace is ", want])) |
+	nsitem := the_namespace(ents, b)
+	want := isolation_field(ents, b, "namespace")
+	name_of(nsitem.contents) != want
 }
 
 # ---------------------------------------------------------------- identity (per bundle)
 
-identity_labels := {"tenant": label_tenant, "plugin": label_plugin, "env": label_env}
+identity_label_keys := {label_tenant, label_plugin, label_env}
 
-check_bundle_identity(b) := {violation(anchor(b), "bundle-identity", "cannot tell whom the bundle belongs to: bundle.json (tenant, plugin, env) and the Namespace's labels are missing") |
-	count(b.id) == 0
-} | {violation(it, "bundle-identity", words(["label ", label, " is '", value, "', but the bundle belongs to ", key, " ", b.id[key]])) |
-	some it in b.items
-	bundle_object(it.obj)
-	some key
-	label := identity_labels[key]
-	value := labels_of(it.obj)[label]
-	value != b.id[key]
-} | {violation(anchor(b), "bundle-identity", words(["the bundle of ", want, " lies in folder '", b.dir, "'"])) |
-	count(b.id) > 0
+check_bundle_identity(ents, b) := {finding(anchor(ents, b), "bundle-identity", "cannot tell whom the bundle belongs to: bundle.json (tenant, plugin, env) and the Namespace's identity labels are missing") |
+	b.id == {}
+} | {finding(ents[i], "bundle-identity", words(["label ", key, " is '", value, "', but the bundle's is '", b.labels[key], "'"])) |
+	b.id != {}
+	some i in b.members
+	not identity_matches(ents[i].contents.metadata.labels, b.id)
+	some key in identity_label_keys
+	value := object_labels(ents[i].contents)[key]
+	value != b.labels[key]
+} | {finding(anchor(ents, b), "bundle-identity", words(["the bundle of ", want, " lies in folder '", b.dir, "'"])) |
+	b.id != {}
 	want := concat("/", [b.id.env, "plugins", b.id.tenant, b.id.plugin])
 	not in_folder(b.dir, want)
+}
+
+identity_matches(labels, id) if {
+	labels["plugins.adapstory.io/tenant"] == id.tenant
+	labels["plugins.adapstory.io/plugin"] == id.plugin
+	labels["plugins.adapstory.io/env"] == id.env
 }
 
 in_folder(dir, want) if dir == want

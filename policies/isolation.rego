@@ -11,56 +11,73 @@ package main
 import rego.v1
 
 deny contains msg if {
-	some s in subjects
-	some msg in check_isolation(s)
+	combined
+	some s in input
+	s.contents.kind == "ExternalSecret"
+	some msg in check_vault_prefix(s)
+}
+
+deny contains msg if {
+	combined
+	some s in input
+	s.contents.kind == "KafkaUser"
+	some msg in check_kafka_acls(s)
+}
+
+deny contains msg if {
+	combined
+	some s in input
+	s.contents.kind == "Grant"
+	some msg in check_db_grant(s)
+}
+
+deny contains msg if {
+	combined
+	some s in input
+	s.contents.kind == "Role"
+	some msg in check_db_role(s)
 }
 
 deny contains msg if {
 	some b in bundles
-	some msg in check_bundle_isolation(b)
+	some msg in check_bundle_isolation(input, b)
 }
 
-check_isolation(s) := (((check_vault_prefix(s) | check_kafka_acls(s)) | check_db_grant(s)) | check_db_role(s))
+isolation_deny(s) := check_isolation(s) if s.contents.kind in isolation_kinds
 
-check_bundle_isolation(b) := check_bundle_kafka(b) | check_bundle_db(b)
+isolation_deny(s) := set() if not s.contents.kind in isolation_kinds
+
+isolation_kinds := {"ExternalSecret", "KafkaUser", "Grant", "Role"}
+
+check_isolation(s) := ((check_vault_prefix(s) | check_kafka_acls(s)) | check_db_grant(s)) | check_db_role(s)
+
+check_bundle_isolation(ents, b) := check_bundle_kafka(ents, b) | check_bundle_db(ents, b)
 
 # ---------------------------------------------------------------- Vault (ExternalSecret)
 
 vault_root := "adapstory/plugins/"
 
 # adapstory/plugins/<plugin>/<tenant-id>/, from the object's identity labels.
-vault_prefix(obj) := concat("", [vault_root, l[label_plugin], "/", l[label_tenant], "/"]) if {
-	l := labels_of(obj)
-	non_empty_string(l[label_plugin])
-	non_empty_string(l[label_tenant])
+vault_prefix(obj) := concat("", [vault_root, label(obj, label_plugin), "/", label(obj, label_tenant), "/"]) if {
+	label(obj, label_plugin) != ""
+	label(obj, label_tenant) != ""
 }
 
-# Every Vault key an ExternalSecret reads, with where it is written; "" when an entry reads
-# something else than a key (a generator, or a find without a path).
-external_secret_keys(obj) := array.concat(
-	[{"field": words(["spec.data[", i, "].remoteRef.key"]), "key": str_at(obj_at(d, "remoteRef"), "key")} |
-		entries := list_at(obj_at(obj, "spec"), "data")
-		some i
-		d := entries[i]
-	],
-	[{"field": words(["spec.dataFrom[", i, "]"]), "key": data_from_key(d)} |
-		from := list_at(obj_at(obj, "spec"), "dataFrom")
-		some i
-		d := from[i]
-	],
-)
+# The Vault key an entry of spec.data / spec.dataFrom reads; "" when it reads something other
+# than a key under a path (a generator, or a find without a path).
+remote_key(entry) := k if {
+	k := entry.remoteRef.key
+	is_string(k)
+} else := ""
 
-data_from_key(d) := str_at(d.extract, "key") if d.extract
-
-data_from_key(d) := str_at(d.find, "path") if {
-	not d.extract
-	d.find
-}
-
-data_from_key(d) := "" if {
-	not d.extract
-	not d.find
-}
+data_from_key(entry) := k if {
+	k := entry.extract.key
+	is_string(k)
+} else := k if {
+	not entry.extract
+	k := entry.find.path
+	is_string(k)
+} else := ""
 
 under_prefix(key, prefix) if {
 	startswith(key, prefix)
@@ -73,42 +90,77 @@ path_tricks(key) if {
 	segment in {"", ".", ".."}
 }
 
-check_vault_prefix(s) := {violation(s, "vault-prefix", words([e.field, " reads '", e.key, "', outside the bundle's Vault prefix ", prefix])) |
-	s.obj.kind == "ExternalSecret"
-	prefix := vault_prefix(s.obj)
-	some e in external_secret_keys(s.obj)
-	not under_prefix(e.key, prefix)
+check_vault_prefix(s) := {finding(s, "vault-prefix", words(["spec.data[", i, "].remoteRef.key reads '", key, "', outside the bundle's Vault prefix ", prefix])) |
+	s.contents.kind == "ExternalSecret"
+	prefix := vault_prefix(s.contents)
+	some i
+	entry := s.contents.spec.data[i]
+	key := remote_key(entry)
+	not under_prefix(key, prefix)
+} | {finding(s, "vault-prefix", words(["spec.dataFrom[", i, "] reads '", key, "', outside the bundle's Vault prefix ", prefix])) |
+	s.contents.kind == "ExternalSecret"
+	prefix := vault_prefix(s.contents)
+	some i
+	entry := s.contents.spec.dataFrom[i]
+	key := data_from_key(entry)
+	not under_prefix(key, prefix)
 }
 
 # ---------------------------------------------------------------- Kafka (Strimzi KafkaUser)
 
-kafka_acls(obj) := list_at(obj_at(obj_at(obj, "spec"), "authorization"), "acls")
+# One ACL rule as small values. Strimzi's rule type defaults to allow; deny rules only take away,
+# so only allow rules are checked.
+acl_of(acl) := {"name": get_str(r, "name"), "type": get_str(r, "type"), "pattern": pattern_of(r), "ops": acl_operations(acl)} if {
+	r := acl_resource(acl)
+}
 
-acl_operations(acl) := array.concat(list_at(acl, "operations"), [op | op := acl.operation])
+acl_resource(acl) := r if {
+	r := acl.resource
+	is_object(r)
+} else := {}
 
-# The ACL rules that grant something (Strimzi's type defaults to allow; deny rules only take away).
-allow_acls(obj) := [{"i": i, "name": str_at(r, "name"), "type": str_at(r, "type"), "pattern": pattern_of(r), "ops": acl_operations(acl)} |
-	acls := kafka_acls(obj)
-	some i
-	acl := acls[i]
-	object.get(acl, "type", "allow") != "deny"
-	r := obj_at(acl, "resource")
-]
+allow_acl(acl) if not acl.type == "deny"
+
+get_str(x, key) := v if {
+	v := x[key]
+	is_string(v)
+} else := ""
 
 pattern_of(r) := p if {
 	p := r.patternType
 	is_string(p)
 } else := "literal"
 
-acl_where(a) := words(["ACL ", a.i, " (", a.type, " ", a.name, ", ", a.pattern, ")"])
+acl_operations(acl) := array.concat([op | some op in acl.operations], [op | op := acl.operation])
 
-check_kafka_acls(s) := check_kafka_wildcards(s) | check_kafka_scope(s)
+acl_where(i, a) := words(["ACL ", i, " (", a.type, " '", a.name, "', ", a.pattern, ")"])
 
-check_kafka_wildcards(s) := {violation(s, "kafka-acl-wildcard", words([acl_where(a), " ", reason])) |
-	s.obj.kind == "KafkaUser"
-	some a in allow_acls(s.obj)
-	some reason in wildcard_reasons(a)
+# Every finding on a KafkaUser's ACLs, in one pass over them: [rule, reason] pairs per ACL.
+check_kafka_acls(s) := {finding(s, problem[0], words([acl_where(i, a), " ", problem[1]])) |
+	s.contents.kind == "KafkaUser"
+	owner := kafka_owner(s.contents)
+	some i
+	acl := s.contents.spec.authorization.acls[i]
+	allow_acl(acl)
+	a := acl_of(acl)
+	some problem in acl_problems(a, owner)
+} | {finding(s, "kafka-acl-scope", reason) |
+	s.contents.kind == "KafkaUser"
+	owner := kafka_owner(s.contents)
+	owner.tenant != ""
+	owner.plugin != ""
+	some reason in prefix_annotation_reasons(owner)
 }
+
+acl_problems(a, owner) := {["kafka-acl-wildcard", reason] | some reason in wildcard_reasons(a)} | {["kafka-acl-scope", reason] |
+	owner.tenant != ""
+	owner.plugin != ""
+	some reason in scope_reasons(a, owner)
+}
+
+check_kafka_wildcards(s) := {f | some f in check_kafka_acls(s); startswith(f, "kafka-acl-wildcard: ")}
+
+check_kafka_scope(s) := {f | some f in check_kafka_acls(s); startswith(f, "kafka-acl-scope: ")}
 
 wildcard_reasons(a) := {"uses the wildcard *: name the topics and groups" |
 	contains(a.name, "*")
@@ -122,92 +174,77 @@ wildcard_reasons(a) := {"uses the wildcard *: name the topics and groups" |
 	"All" in a.ops
 }
 
-check_kafka_scope(s) := {violation(s, "kafka-acl-scope", words([acl_where(a), " ", reason])) |
-	s.obj.kind == "KafkaUser"
-	tenant := labels_of(s.obj)[label_tenant]
-	plugin := labels_of(s.obj)[label_plugin]
-	some a in allow_acls(s.obj)
-	some reason in scope_reasons(a, tenant, plugin, annotations_of(s.obj))
-} | {violation(s, "kafka-acl-scope", reason) |
-	s.obj.kind == "KafkaUser"
-	tenant := labels_of(s.obj)[label_tenant]
-	plugin := labels_of(s.obj)[label_plugin]
-	some reason in prefix_annotation_reasons(tenant, plugin, annotations_of(s.obj))
-}
+# Whom a KafkaUser belongs to, and the platform's prefixes for its tenant's topics and its groups.
+kafka_owner(obj) := {"tenant": label(obj, label_tenant), "plugin": label(obj, label_plugin), "topic_prefix": annotation(obj, annotation_topic_prefix), "group_prefix": annotation(obj, annotation_group_prefix)}
 
-topic_prefix(ann) := str_at(ann, annotation_topic_prefix)
-
-group_prefix(ann) := str_at(ann, annotation_group_prefix)
-
-scope_reasons(a, tenant, plugin, ann) := {"grants cluster-wide operations" |
+scope_reasons(a, owner) := {"grants cluster-wide operations" |
 	a.type == "cluster"
 } | {words(["has resource type '", a.type, "', not topic, group or transactionalId"]) |
 	not a.type in {"topic", "group", "transactionalId", "cluster"}
-} | {words(["is not a topic of tenant ", tenant, topic_rule(ann)]) |
+} | {words(["is not a topic of tenant ", owner.tenant, topic_rule(owner)]) |
 	a.type == "topic"
-	not topic_in_scope(a.name, tenant, ann)
-} | {words(["is not a ", a.type, " of plugin ", plugin, " of tenant ", tenant, group_rule(ann)]) |
+	not topic_in_scope(a.name, owner)
+} | {words(["is not a ", a.type, " of plugin ", owner.plugin, " of tenant ", owner.tenant, group_rule(owner)]) |
 	a.type in {"group", "transactionalId"}
-	not group_in_scope(a, tenant, plugin, ann)
+	not group_in_scope(a.name, owner)
 }
 
-topic_rule(ann) := words([": topic names start with ", topic_prefix(ann)]) if topic_prefix(ann) != ""
+topic_rule(owner) := words([": topic names start with ", owner.topic_prefix]) if owner.topic_prefix != ""
 
-topic_rule(ann) := ": topic names contain the tenant id" if topic_prefix(ann) == ""
+topic_rule(owner) := ": topic names contain the tenant id" if owner.topic_prefix == ""
 
-group_rule(ann) := words([": names start with ", group_prefix(ann)]) if group_prefix(ann) != ""
+group_rule(owner) := words([": names start with ", owner.group_prefix]) if owner.group_prefix != ""
 
-group_rule(ann) := ": names contain the tenant id and the plugin name" if group_prefix(ann) == ""
+group_rule(owner) := ": names contain the tenant id and the plugin name" if owner.group_prefix == ""
 
-# With the platform's prefix (annotation): the name starts with it and goes on. Without it: the
-# contract's minimum, the tenant id as a whole word.
-topic_in_scope(name, tenant, ann) if {
-	prefix := topic_prefix(ann)
-	prefix != ""
-	startswith(name, prefix)
-	count(name) > count(prefix)
-	contains_id(name, tenant)
+# With the platform's prefix (annotation, itself checked to name the tenant): the name starts with
+# it and goes on. Without it: the contract's minimum, the tenant id as a whole word.
+topic_in_scope(name, owner) if {
+	owner.topic_prefix != ""
+	startswith(name, owner.topic_prefix)
+	count(name) > count(owner.topic_prefix)
 }
 
-topic_in_scope(name, tenant, ann) if {
-	topic_prefix(ann) == ""
-	contains_id(name, tenant)
+topic_in_scope(name, owner) if {
+	owner.topic_prefix == ""
+	contains_id(name, owner.tenant)
 }
 
-group_in_scope(a, tenant, plugin, ann) if {
-	prefix := group_prefix(ann)
-	prefix != ""
-	startswith(a.name, prefix)
-	contains_id(a.name, tenant)
+group_in_scope(name, owner) if {
+	owner.group_prefix != ""
+	startswith(name, owner.group_prefix)
 }
 
-group_in_scope(a, tenant, plugin, ann) if {
-	group_prefix(ann) == ""
-	contains_id(a.name, tenant)
-	contains_id(a.name, plugin)
+group_in_scope(name, owner) if {
+	owner.group_prefix == ""
+	contains_id(name, owner.tenant)
+	contains_id(name, owner.plugin)
 }
 
-# The prefixes themselves must belong to the tenant (topics) and to the plugin (groups).
-prefix_annotation_reasons(tenant, plugin, ann) := {words(["annotation ", annotation_topic_prefix, " is '", topic_prefix(ann), "', which does not name tenant ", tenant]) |
-	topic_prefix(ann) != ""
-	not contains_id(topic_prefix(ann), tenant)
-} | {words(["annotation ", annotation_group_prefix, " is '", group_prefix(ann), "', which does not name tenant ", tenant, " and plugin ", plugin]) |
-	group_prefix(ann) != ""
-	not group_prefix_owned(group_prefix(ann), tenant, plugin)
+# The prefixes themselves belong to the tenant (topics) and to the plugin (groups).
+prefix_annotation_reasons(owner) := {words(["annotation ", annotation_topic_prefix, " is '", owner.topic_prefix, "', which does not name tenant ", owner.tenant]) |
+	owner.topic_prefix != ""
+	not contains_id(owner.topic_prefix, owner.tenant)
+} | {words(["annotation ", annotation_group_prefix, " is '", owner.group_prefix, "', which does not name tenant ", owner.tenant, " and plugin ", owner.plugin]) |
+	owner.group_prefix != ""
+	not group_prefix_owned(owner)
 }
 
-group_prefix_owned(prefix, tenant, plugin) if {
-	contains_id(prefix, tenant)
-	contains_id(prefix, plugin)
+group_prefix_owned(owner) if {
+	contains_id(owner.group_prefix, owner.tenant)
+	contains_id(owner.group_prefix, owner.plugin)
 }
+
+kafka_isolation_fields := {"topicPrefix": annotation_topic_prefix, "groupPrefix": annotation_group_prefix}
 
 # Across objects: the KafkaUser's prefixes are the ones bundle.json records.
-check_bundle_kafka(b) := {violation(it, "kafka-acl-scope", words(["annotation ", annotation, " is '", str_at(annotations_of(it.obj), annotation), "', but bundle.json's isolation.", field, " is ", want])) |
-	some it in of_kind(b, "KafkaUser")
-	some field in ["topicPrefix", "groupPrefix"]
-	want := isolation_field(b, field)
-	annotation := {"topicPrefix": annotation_topic_prefix, "groupPrefix": annotation_group_prefix}[field]
-	str_at(annotations_of(it.obj), annotation) != want
+check_bundle_kafka(ents, b) := {finding(it, "kafka-acl-scope", words(["annotation ", key, " is '", annotation(it.contents, key), "', but bundle.json's isolation.", field, " is ", want])) |
+	some i in of_kind(ents, b, "KafkaUser")
+	it := ents[i]
+	some field
+	key := kafka_isolation_fields[field]
+	want := isolation_field(ents, b, field)
+	annotation(it.contents, key) != want
 }
 
 # ---------------------------------------------------------------- PostgreSQL (provider-sql Grant, Role)
@@ -225,38 +262,7 @@ grant_forbidden_fields := {
 	"databaseSelector": "picks its database by selector: write spec.forProvider.database",
 }
 
-for_provider(obj) := obj_at(obj_at(obj, "spec"), "forProvider")
-
-check_db_grant(s) := {violation(s, "db-grant-scope", words(["spec.forProvider.", field, " ", why])) |
-	sql_object(s.obj, "Grant")
-	fp := for_provider(s.obj)
-	some field
-	why := grant_forbidden_fields[field]
-	fp[field]
-} | {violation(s, "db-grant-scope", "the grant is not limited to a schema: name the bundle's schema with spec.forProvider.schemaRef") |
-	sql_object(s.obj, "Grant")
-	fp := for_provider(s.obj)
-	not fp.schema
-	not fp.schemaRef.name
-} | {violation(s, "db-grant-scope", "the grant names no database: write spec.forProvider.database") |
-	sql_object(s.obj, "Grant")
-	not non_empty_string(for_provider(s.obj).database)
-}
-
-role_privileges := ["superUser", "createDb", "createRole", "replication", "bypassRls"]
-
-check_db_role(s) := {violation(s, "db-role-privileges", words(["the role has privilege ", p, ": a plugin's role only logs in"])) |
-	sql_object(s.obj, "Role")
-	privileges := obj_at(for_provider(s.obj), "privileges")
-	some p in role_privileges
-	privileges[p] == true
-}
-
-# The database-side name of a provider-sql object: crossplane.io/external-name, else its name.
-external_name(obj) := n if {
-	n := annotations_of(obj)["crossplane.io/external-name"]
-	is_string(n)
-} else := name_of(obj)
+grant_forbidden_keys := {k | grant_forbidden_fields[k]}
 
 # provider-sql's PostgreSQL kinds (postgresql.sql.crossplane.io, and .m. for Crossplane v2).
 sql_object(obj, kind) if {
@@ -264,48 +270,98 @@ sql_object(obj, kind) if {
 	startswith(obj.apiVersion, "postgresql.sql.")
 }
 
-sql_objects(b, kind) := [it |
-	some it in of_kind(b, kind)
-	sql_object(it.obj, kind)
-]
+check_db_grant(s) := {finding(s, "db-grant-scope", words(["spec.forProvider.", field, " ", why])) |
+	sql_object(s.contents, "Grant")
+	some field in object.keys(s.contents.spec.forProvider) & grant_forbidden_keys
+	why := grant_forbidden_fields[field]
+} | {finding(s, "db-grant-scope", "the grant is not limited to a schema: name the bundle's schema with spec.forProvider.schemaRef") |
+	sql_object(s.contents, "Grant")
+	not s.contents.spec.forProvider.schema
+	not s.contents.spec.forProvider.schemaRef.name
+} | {finding(s, "db-grant-scope", "the grant names no database: write spec.forProvider.database") |
+	sql_object(s.contents, "Grant")
+	not non_empty_string(s.contents.spec.forProvider.database)
+}
+
+role_privileges := ["superUser", "createDb", "createRole", "replication", "bypassRls"]
+
+check_db_role(s) := {finding(s, "db-role-privileges", words(["the role has privilege ", p, ": a plugin's role only logs in"])) |
+	sql_object(s.contents, "Role")
+	some p in role_privileges
+	s.contents.spec.forProvider.privileges[p] == true
+}
+
+# The database-side name of a provider-sql object: crossplane.io/external-name, else its name.
+external_name(obj) := n if {
+	n := annotation(obj, "crossplane.io/external-name")
+	n != ""
+} else := name_of(obj)
+
+sql_of_kind(ents, b, kind) := [i | some i in of_kind(ents, b, kind); sql_object(ents[i].contents, kind)]
+
+# The bundle's provider-sql objects by kind, and the names its Grants may use.
+bundle_db(ents, b) := {
+	"grants": sql_of_kind(ents, b, "Grant"),
+	"schemas": schemas,
+	"schema_names": {name_of(ents[i].contents) | some i in schemas},
+	"schema_external": {external_name(ents[i].contents) | some i in schemas},
+	"roles": roles,
+	"role_names": {name_of(ents[i].contents) | some i in roles},
+	"role_external": {external_name(ents[i].contents) | some i in roles},
+} if {
+	schemas := sql_of_kind(ents, b, "Schema")
+	roles := sql_of_kind(ents, b, "Role")
+}
 
 # Across objects: a Grant names this bundle's Role and Schema, in the Schema's database, and the
 # names agree with bundle.json's isolation block when there is one.
-check_bundle_db(b) := {violation(g, "db-grant-scope", words(["schemaRef names '", ref, "', which is not a Schema of this bundle"])) |
-	some g in sql_objects(b, "Grant")
-	ref := for_provider(g.obj).schemaRef.name
-	not ref in {name_of(sc.obj) | some sc in sql_objects(b, "Schema")}
-} | {violation(g, "db-grant-scope", words(["schema '", schema, "' is not the schema of this bundle"])) |
-	some g in sql_objects(b, "Grant")
-	schema := for_provider(g.obj).schema
-	not schema in {external_name(sc.obj) | some sc in sql_objects(b, "Schema")}
-} | {violation(g, "db-grant-scope", words(["roleRef names '", ref, "', which is not a Role of this bundle"])) |
-	some g in sql_objects(b, "Grant")
-	ref := for_provider(g.obj).roleRef.name
-	not ref in {name_of(r.obj) | some r in sql_objects(b, "Role")}
-} | {violation(g, "db-grant-scope", words(["role '", role, "' is not the role of this bundle"])) |
-	some g in sql_objects(b, "Grant")
-	role := for_provider(g.obj).role
-	not role in {external_name(r.obj) | some r in sql_objects(b, "Role")}
-} | {violation(g, "db-grant-scope", words(["the grant is on database '", db, "', but the bundle's schema is in database '", want, "'"])) |
-	some g in sql_objects(b, "Grant")
-	db := str_at(for_provider(g.obj), "database")
-	some sc in sql_objects(b, "Schema")
-	name_of(sc.obj) == for_provider(g.obj).schemaRef.name
-	want := str_at(for_provider(sc.obj), "database")
-	db != want
-} | {violation(it, "db-grant-scope", words(["database '", db, "' is not the bundle's database ", want])) |
-	want := isolation_field(b, "database")
-	some kind in ["Grant", "Schema"]
-	some it in sql_objects(b, kind)
-	db := str_at(for_provider(it.obj), "database")
-	db != want
-} | {violation(it, "db-grant-scope", words(["schema '", external_name(it.obj), "' is not the bundle's schema ", want])) |
-	want := isolation_field(b, "schema")
-	some it in sql_objects(b, "Schema")
-	external_name(it.obj) != want
-} | {violation(it, "db-grant-scope", words(["role '", external_name(it.obj), "' is not the bundle's role ", want])) |
-	want := isolation_field(b, "dbRole")
-	some it in sql_objects(b, "Role")
-	external_name(it.obj) != want
+check_bundle_db(ents, b) := check_bundle_db_with(ents, b, bundle_db(ents, b))
+
+check_bundle_db_with(ents, b, db) := ((check_bundle_grant_refs(ents, db) | check_bundle_grant_database(ents, db)) | check_bundle_db_names(ents, b, db)) if {
+	count(db.grants) + count(db.schemas) + count(db.roles) > 0
+}
+
+check_bundle_db_with(ents, b, db) := set() if {
+	count(db.grants) + count(db.schemas) + count(db.roles) == 0
+}
+
+check_bundle_grant_refs(ents, db) := {finding(ents[g], "db-grant-scope", words(["schemaRef names '", ref, "', which is not a Schema of this bundle"])) |
+	some g in db.grants
+	ref := ents[g].contents.spec.forProvider.schemaRef.name
+	not ref in db.schema_names
+} | {finding(ents[g], "db-grant-scope", words(["schema '", schema, "' is not the schema of this bundle"])) |
+	some g in db.grants
+	schema := ents[g].contents.spec.forProvider.schema
+	not schema in db.schema_external
+} | {finding(ents[g], "db-grant-scope", words(["roleRef names '", ref, "', which is not a Role of this bundle"])) |
+	some g in db.grants
+	ref := ents[g].contents.spec.forProvider.roleRef.name
+	not ref in db.role_names
+} | {finding(ents[g], "db-grant-scope", words(["role '", role, "' is not the role of this bundle"])) |
+	some g in db.grants
+	role := ents[g].contents.spec.forProvider.role
+	not role in db.role_external
+}
+
+check_bundle_grant_database(ents, db) := {finding(ents[g], "db-grant-scope", words(["the grant is on database '", get(grant, "database"), "', but the bundle's schema is in database '", get(schema, "database"), "'"])) |
+	some g in db.grants
+	grant := ents[g].contents.spec.forProvider
+	some i in db.schemas
+	name_of(ents[i].contents) == grant.schemaRef.name
+	schema := ents[i].contents.spec.forProvider
+	not grant.database == schema.database
+}
+
+check_bundle_db_names(ents, b, db) := {finding(ents[i], "db-grant-scope", words(["database '", get(ents[i].contents.spec.forProvider, "database"), "' is not the bundle's database ", want])) |
+	want := isolation_field(ents, b, "database")
+	some i in array.concat(db.grants, db.schemas)
+	not ents[i].contents.spec.forProvider.database == want
+} | {finding(ents[i], "db-grant-scope", words(["schema '", external_name(ents[i].contents), "' is not the bundle's schema ", want])) |
+	want := isolation_field(ents, b, "schema")
+	some i in db.schemas
+	external_name(ents[i].contents) != want
+} | {finding(ents[i], "db-grant-scope", words(["role '", external_name(ents[i].contents), "' is not the bundle's role ", want])) |
+	want := isolation_field(ents, b, "dbRole")
+	some i in db.roles
+	external_name(ents[i].contents) != want
 }

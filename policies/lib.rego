@@ -7,18 +7,31 @@
 #   - renderer/policy.py (in process, regopy): always the combined shape, one array per bundle,
 #     paths "<env>/plugins/<tenant>/<plugin>/<file>", bundle.json included when known.
 #
-# Per-object rules iterate `subjects` (the one object, or every document of the combined input),
-# so one evaluation covers a whole bundle. Cross-object rules iterate `bundles` (the combined
-# input grouped by folder) and never fire on a single object.
+# Per-object checks take a subject {"path", "contents"}: an entry of the combined input, or the one
+# object wrapped as {"path": "", "contents": input}, so one evaluation covers a whole bundle.
+# Cross-object checks take the combined input and one of its `bundles` (entries grouped by
+# folder); they never fire on a single object.
 #
 # Every message is "<rule-id>: [<path>: ]<Kind>/<name>: <text>"; renderer/policy.py turns it into
 # "<bundle>/<file>: <Kind>/<name>: <rule-id>: <text>".
 #
-# Rules are written as functions of a subject or bundle (check_*), which `deny`/`warn` apply to
-# every subject or bundle. Unit tests call the check_* functions directly instead of
-# `deny with input as ...`: rego-cpp (regopy 1.4-1.5) crashes the process when a rule that calls
-# a built-in is evaluated under `with input as`. Function names never start with deny, warn or
-# violation, which conftest would take for rules.
+# Rules are functions of a subject (check_*(s)) or of the combined input and a bundle
+# (check_bundle_*(ents, b)); the `deny`/`warn` rules of each file apply them. The unit tests
+# (*_test.rego) call the functions directly: rego-cpp crashes the process on `with input as`.
+#
+# Written for rego-cpp (regopy, in process: ~10-30 us per evaluation step) as much as for OPA:
+#   - `deny`/`warn` rules iterate `input` itself (iterating a rule whose value is the input copies
+#     it each time) and test a cheap guard (the kind, a fast "all is well" check) before calling
+#     a check_* function, so a compliant object costs a few steps per rule.
+#   - Objects are read with references (obj.spec.template.spec); built-ins and collections that
+#     are rules (sets of kinds) get copied on every call, so they are kept off the hot paths.
+#   - Messages are joined with concat (words), not sprintf: rego-cpp's sprintf("%s") quotes a
+#     string that came into a function as a literal argument.
+#   - No `some k, v in x` inside comprehensions (rego-cpp cannot parse it), no `some i; f(x[i])`
+#     (rego-cpp does not enumerate i inside a call's arguments: bind it first, `v := x[i]; f(v)`),
+#     no variable named data or input (rego-cpp crashes) or all / any (OPA built-ins).
+#   - No rule or function is named deny_*, warn_*, violation or violation_*: conftest would take
+#     it for one of its rules.
 package main
 
 import rego.v1
@@ -35,38 +48,45 @@ annotation_group_prefix := "plugins.adapstory.io/group-prefix"
 
 # ---------------------------------------------------------------- reading the input
 
-combined if is_array(input)
+# conftest --combine (and the renderer): an array of {path, contents}.
+combined if input[0].path
 
-# Every document of the combined input, with its path and folder. A file holding several YAML
-# documents (contents is an array) gives one entry per document.
-items := [it |
-	some entry in input
-	some doc in documents(entry.contents)
-	it := {"path": entry.path, "dir": dir_of(entry.path), "obj": doc}
-] if combined
-
-documents(contents) := [contents] if is_object(contents)
-
-documents(contents) := [doc | some doc in contents; is_object(doc)] if is_array(contents)
-
-# What the per-object rules look at.
-subjects := items if combined
-
-subjects := [{"path": "", "dir": "", "obj": input}] if not combined
-
-# A subject for one object, as the unit tests build it.
-subject(obj) := {"path": "", "dir": "", "obj": obj}
+# One object as a subject (conftest without --combine, and the unit tests).
+subject(obj) := {"path": "", "contents": obj}
 
 dir_of(path) := dir if {
 	parts := split(path, "/")
 	dir := concat("/", array.slice(parts, 0, count(parts) - 1))
 }
 
+# ---------------------------------------------------------------- the rules conftest reads
+#
+# With the combined input, each policy file's own `deny`/`warn` rules iterate `input` and pick the
+# objects of their kinds (iterating a rule whose value is the input copies it in rego-cpp, and one
+# rule per group of kinds is cheaper than one dispatch function). With a single object (conftest
+# without --combine), the two rules below apply object_deny / object_warn, which gather the same
+# checks; tests/test_policies.py checks that both ways report the same violations.
+
+deny contains msg if {
+	not combined
+	some msg in object_deny(subject(input))
+}
+
+warn contains msg if {
+	not combined
+	some msg in object_warn(subject(input))
+}
+
+object_deny(s) := (((workload_deny(s) | network_deny(s)) | basics_deny(s)) | isolation_deny(s))
+
+object_warn(s) := workload_warn(s)
+
 # ---------------------------------------------------------------- reading objects
 
+# A Kubernetes object: has apiVersion and kind (read by reference: cheap in rego-cpp).
 is_k8s(obj) if {
-	is_string(obj.apiVersion)
-	is_string(obj.kind)
+	obj.apiVersion
+	obj.kind
 }
 
 # Objects that are not part of a plugin bundle's workload: kustomize's own file and Argo CD's.
@@ -92,55 +112,49 @@ name_of(obj) := n if {
 	is_string(n)
 } else := "-"
 
-labels_of(obj) := l if {
-	l := obj.metadata.labels
-	is_object(l)
-} else := {}
+label(obj, key) := v if {
+	v := obj.metadata.labels[key]
+	is_string(v)
+} else := ""
 
-annotations_of(obj) := a if {
-	a := obj.metadata.annotations
-	is_object(a)
-} else := {}
+annotation(obj, key) := v if {
+	v := obj.metadata.annotations[key]
+	is_string(v)
+} else := ""
 
 namespace_of(obj) := ns if {
 	ns := obj.metadata.namespace
 	is_string(ns)
 } else := ""
 
-# A field that should hold an object or a list, or {} / [] when absent or of another type.
-obj_at(x, key) := v if {
+# A field of an object for a message: the value, or "-" when it is missing.
+get(x, key) := v if {
 	v := x[key]
-	is_object(v)
-} else := {}
+} else := "-"
 
-list_at(x, key) := v if {
-	v := x[key]
-	is_array(v)
-} else := []
+non_empty_string(x) if {
+	is_string(x)
+	x != ""
+}
 
-str_at(x, key) := v if {
-	v := x[key]
-	is_string(v)
-} else := ""
-
-# The value a label selector / pod selector selects everything with.
+# A label selector that selects everything: {} or one without matchLabels / matchExpressions.
 empty_selector(sel) if {
 	is_object(sel)
-	count(obj_at(sel, "matchLabels")) == 0
-	count(list_at(sel, "matchExpressions")) == 0
+	not selector_has_terms(sel)
 }
+
+selector_has_terms(sel) if count(sel.matchLabels) > 0
+
+selector_has_terms(sel) if count(sel.matchExpressions) > 0
 
 # `name` contains `id` (a tenant id or plugin name: [a-z0-9-]) as a whole word, so that
 # "riverside-academy" does not match "riverside-academy-evil".
 contains_id(name, id) if {
-	id != ""
+	non_empty_string(id)
 	regex.match(concat("", [`(^|[^a-z0-9-])`, id, `([^a-z0-9-]|$)`]), name)
 }
 
 # ---------------------------------------------------------------- wording
-#
-# Messages are built with concat, not sprintf: rego-cpp's sprintf("%s") wraps a string in quotes
-# when it came into a function as a literal argument.
 
 str(x) := x if is_string(x)
 
@@ -151,66 +165,91 @@ words(parts) := concat("", [str(p) | some p in parts])
 
 describe(obj) := concat("/", [kind_of(obj), name_of(obj)])
 
-violation(s, rule, text) := concat(": ", [rule, describe(s.obj), text]) if s.path == ""
+finding(s, rule, text) := concat(": ", [rule, describe(s.contents), text]) if s.path == ""
 
-violation(s, rule, text) := concat(": ", [rule, s.path, describe(s.obj), text]) if s.path != ""
+finding(s, rule, text) := concat(": ", [rule, str(s.path), describe(s.contents), text]) if s.path != ""
 
 # ---------------------------------------------------------------- bundles (combined input only)
 
 is_bundle_json(it) if {
-	endswith(concat("", ["/", it.path]), "/bundle.json")
-	not is_k8s(it.obj)
+	bundle_json_path(it.path)
+	not is_k8s(it.contents)
 }
+
+bundle_json_path(path) if path == "bundle.json"
+
+bundle_json_path(path) if endswith(path, "/bundle.json")
 
 bundle_member(it) if is_bundle_json(it)
 
-bundle_member(it) if bundle_object(it.obj)
+bundle_member(it) if bundle_object(it.contents)
 
-bundle_dirs contains it.dir if {
-	some it in items
+item_dirs := [dir_of(it.path) | some it in input] if combined
+
+bundle_dirs contains item_dirs[i] if {
+	some i, it in input
 	bundle_member(it)
 }
 
-bundles := [make_bundle(its) |
-	some dir in bundle_dirs
-	its := [it | some it in items; it.dir == dir]
-]
+bundles := [make_bundle(input, item_dirs, dir) | some dir in bundle_dirs] if combined
 
-# A bundle: its folder, its documents, its bundle.json (or {}), and whom it belongs to.
-make_bundle(its) := {"dir": its[0].dir, "items": its, "info": info, "id": bundle_identity(its, info)} if {
-	info := bundle_info(its)
+# A bundle of the combined input `ents` as small values: its folder, the indexes of its entries
+# (idx) and of its Kubernetes objects (members), the index of its bundle.json (-1 if none), whom it
+# belongs to (id: tenant, plugin, env; {} if unknown) and the identity labels its objects carry.
+make_bundle(ents, dirs, dir) := {
+	"dir": dir,
+	"idx": idx,
+	"members": [i | some i in idx; bundle_object(ents[i].contents)],
+	"info": info,
+	"id": id,
+	"labels": identity_label_values(id),
+} if {
+	idx := [i | some i; dirs[i] == dir]
+	info := bundle_info(ents, idx)
+	id := bundle_identity(ents, idx, info)
 }
 
-bundle_info(its) := it.obj if {
-	some it in its
-	is_bundle_json(it)
-} else := {}
+# The bundle of a list of entries that share one folder (unit tests).
+bundle_of(ents) := make_bundle(ents, [dir_of(it.path) | some it in ents], dir_of(ents[0].path))
+
+bundle_info(ents, idx) := i if {
+	some i in idx
+	is_bundle_json(ents[i])
+} else := -1
+
+identity_label_values(id) := {label_tenant: id.tenant, label_plugin: id.plugin, label_env: id.env} if id != {}
+
+identity_label_values(id) := {} if id == {}
 
 # tenant, plugin and env of a bundle: from bundle.json, else from its Namespace's labels.
-bundle_identity(its, info) := {"tenant": info.tenant, "plugin": info.plugin, "env": info.env} if {
-	is_string(info.tenant)
-	is_string(info.plugin)
-	is_string(info.env)
-} else := {"tenant": l[label_tenant], "plugin": l[label_plugin], "env": l[label_env]} if {
-	some it in its
-	it.obj.kind == "Namespace"
-	l := labels_of(it.obj)
+bundle_identity(ents, idx, info) := {"tenant": j.tenant, "plugin": j.plugin, "env": j.env} if {
+	j := ents[info].contents
+	non_empty_string(j.tenant)
+	non_empty_string(j.plugin)
+	non_empty_string(j.env)
+} else := {"tenant": label(ns, label_tenant), "plugin": label(ns, label_plugin), "env": label(ns, label_env)} if {
+	some i in idx
+	ns := ents[i].contents
+	ns.kind == "Namespace"
+	label(ns, label_tenant) != ""
+	label(ns, label_plugin) != ""
+	label(ns, label_env) != ""
 } else := {}
 
-# The bundle's documents that are Kubernetes objects of a kind.
-of_kind(b, kind) := [it | some it in b.items; is_k8s(it.obj); it.obj.kind == kind]
+# Indexes of the bundle's entries that are objects of a kind.
+of_kind(ents, b, kind) := [i | some i in b.idx; ents[i].contents.kind == kind]
 
 # Where a bundle-wide violation is reported: the Namespace, else bundle.json, else the first file.
-anchor(b) := ns[0] if {
-	ns := of_kind(b, "Namespace")
+anchor(ents, b) := ents[ns[0]] if {
+	ns := of_kind(ents, b, "Namespace")
 	count(ns) > 0
-} else := it if {
-	some it in b.items
-	is_bundle_json(it)
-} else := b.items[0]
+} else := ents[b.info] if {
+	b.info >= 0
+} else := ents[b.idx[0]]
 
-isolation_field(b, key) := v if {
-	v := b.info.isolation[key]
-	is_string(v)
-	v != ""
+# A field of bundle.json's "isolation" block, when the renderer wrote one.
+isolation_field(ents, b, key) := v if {
+	b.info >= 0
+	v := ents[b.info].contents.isolation[key]
+	non_empty_string(v)
 }

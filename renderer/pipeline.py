@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import migrations
+from . import migrations, verdicts
 from . import verify as verify_stage
 from .errors import InputError, ValidationFailed
 from .load import load
+from .policy import policy_files
 from .plan import BundlePlan, EnvironmentPlan, fingerprint_files, plan
 from .render import Renderer
 from .validate import BundleGates, EnvironmentAudit, bundle_facts
@@ -54,6 +55,8 @@ class RenderedBundle:
     objects: int
     application: tuple  # (file name, bytes) of its Argo CD Application
     violations: tuple[str, ...]
+    warnings: tuple[str, ...]
+    verdict_key: str  # validate.policy_key: cached as passed when the run succeeds
     facts: dict  # what the environment-wide isolation audit needs
 
 
@@ -70,13 +73,15 @@ class BuildResult:
 _worker: dict = {}
 
 
-def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path]) -> None:
-    """Per process: compiled templates and gates, the plans (inherited through fork, never
-    pickled), and the staging folder each worker writes its bundles into."""
+def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
+                 passed: frozenset) -> None:
+    """Per process: compiled templates and gates, the plans and known policy passes (inherited
+    through fork, never pickled), and the staging folder each worker writes its bundles into."""
     _worker["renderer"] = Renderer(TEMPLATES)
     _worker["gates"] = BundleGates(schema_locations, ignore_missing, POLICIES)
     _worker["plans"] = plans
     _worker["staging"] = staging
+    _worker["passed"] = passed
 
 
 def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
@@ -84,13 +89,14 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
     out = []
     for p in _worker["plans"][bounds[0]:bounds[1]]:
         bundle = renderer.render_bundle(p)
-        violations = gates.check(bundle, p.platform.kubernetesVersion)
+        gates.warnings.clear()
+        violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"])
         app = renderer.render_application(p)
         violations += gates.check_objects(f"{p.env}/argocd", [app], p.platform.kubernetesVersion)
         if staging is not None and not violations:
             Staging.write_into(staging, p.path, bundle.files)
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
-                                  gates.facts(bundle)))
+                                  tuple(gates.warnings), verdict_key, gates.facts(bundle)))
     return out
 
 
@@ -100,7 +106,7 @@ def build(request: BuildRequest) -> BuildResult:
     if request.out is not None:
         Staging.check_target(request.out)
     inputs = load(request.env_dir, request.env)
-    shaping = fingerprint_files(TEMPLATES, POLICIES)
+    shaping = fingerprint_files(TEMPLATES, *policy_files(POLICIES))  # policy unit tests shape nothing
     problems: list = []
     try:
         envs = plan(inputs, shaping, request.only)
@@ -141,7 +147,7 @@ def build(request: BuildRequest) -> BuildResult:
         raise
     result.seconds = time.perf_counter() - t0
     result.timings = timings
-    result.warnings = warnings
+    result.warnings = warnings + result.warnings
     return result
 
 
@@ -177,6 +183,9 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         for rb in rendered:
             env = rb.path.split("/", 1)[0]
             violations.extend(rb.violations)
+            result.warnings.extend(rb.warnings)
+            if not rb.violations:
+                passed_now.append(rb.verdict_key)
             apps_by_env[env].append(rb.application)
             facts_by_env[env].append(rb.facts)
             result.objects += rb.objects
@@ -185,7 +194,10 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         if request.progress:
             request.progress(done, len(plans))
 
-    args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None)
+    policy_digest = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES).policy_digest
+    known = verdicts.load_passed(request.cache_dir, policy_digest)
+    passed_now: list[str] = []
+    args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known)
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")
@@ -217,6 +229,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     timings["argocd+audit"] = time.perf_counter() - t
     if violations:
         raise ValidationFailed(sorted(violations))
+    verdicts.save_passed(request.cache_dir, policy_digest, known, passed_now)
     return result
 
 

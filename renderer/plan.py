@@ -114,12 +114,13 @@ def _endpoint(name: str, ep) -> EgressRule:
     )
 
 
-def fingerprint_files(*folders: Path) -> str:
-    """sha256 over the files that shape every bundle (templates, policies)."""
+def fingerprint_files(*paths: Path) -> str:
+    """sha256 over the files that shape every bundle (templates, policies): folders or files."""
     h = hashlib.sha256()
-    for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-            h.update(path.relative_to(folder.parent).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for top in paths:
+        files = [top] if top.is_file() else sorted(p for p in top.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        for path in files:
+            h.update(path.relative_to(top.parent).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()
 
 

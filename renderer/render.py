@@ -21,11 +21,14 @@ from . import quantity
 from .errors import RenderError
 from .plan import BundlePlan, EnvironmentPlan, label_value
 from .quoting import quote
+from .signatures import TLOG_SETTINGS
 from .yamlio import dump, parse_rendered
 
 MANAGED_BY = "plugin-bundle-renderer"
 TOKEN_DIR = "/var/run/secrets/adapstory"
-KYVERNO_TLOG = {"ignore_tlog": True, "ignore_sct": True}  # key-signed, uploaded to no transparency log
+# Admission checks the transparency log exactly as `render` does (signatures.TLOG_SETTINGS): a
+# key-signed image with no Rekor entry passes `render`, so the cluster must not ask for one.
+KYVERNO_TLOG = {"ignore_tlog": TLOG_SETTINGS["rekor"]["ignoreTlog"], "ignore_sct": TLOG_SETTINGS["ctlog"]["ignoreSCT"]}
 
 # template -> kinds it may produce (a template may emit several documents of its kind)
 TEMPLATE_KINDS = {
@@ -258,6 +261,8 @@ def bundle_context(plan: BundlePlan) -> dict:
             "namespace": platform.kafka.namespace,
             "labels": {**labels, "strimzi.io/cluster": platform.kafka.cluster},
             "authentication": platform.kafka.authentication,
+            "topic_prefix": names.topic_prefix,
+            "group_prefix": names.group_prefix,
             "acls": sorted(acls, key=lambda a: (a["type"], a["name"], a["operations"])),
         }
     group_re = re.sub(r"([.+*?()|\[\]{}^$\\])", r"\\\1", names.group_prefix)
@@ -348,6 +353,11 @@ def bundle_json(plan: BundlePlan, objects) -> bytes:
         "image": plan.spec.image,
         "imageDigest": plan.image_digest,
         "inputDigest": plan.input_digest,
+        "isolation": {  # what this bundle owns (CONTRACT §2); the policies check objects against it
+            "namespace": plan.names.namespace, "vaultPrefix": plan.names.vault_prefix,
+            "topicPrefix": plan.names.topic_prefix, "groupPrefix": plan.names.group_prefix,
+            "database": plan.names.database, "schema": plan.names.schema, "dbRole": plan.names.db_role,
+        },
         "signature": None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest},
         "objects": [{"file": f, "apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"],
                      "namespace": o["metadata"].get("namespace", "")} for f, o in objects],

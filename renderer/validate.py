@@ -1,7 +1,9 @@
 """Stage 5: the gates every rendered bundle passes before anything is written. Never mutates.
 
 load -> plan -> verify -> render -> **validate** -> write.  Per bundle (in the worker that
-rendered it): the schema gate (kubeconform-equivalent, ``schemas.SchemaStore``). Per
+rendered it): the schema gate (kubeconform-equivalent, ``schemas.SchemaStore``) and the policy
+gate (conftest-equivalent, ``policy.PolicyEngine``; a bundle whose exact bytes passed the same
+policies before is not evaluated again, see ``policy_key``). Per
 environment (in the parent, over small per-bundle facts): the isolation audit, which sees
 what no single-object check can: two bundles claiming the same namespace, Vault prefix,
 KafkaUser, consumer-group prefix, DB role or (database, schema).
@@ -10,11 +12,22 @@ Violations read ``bundle/file: kind/name: rule: message``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from .policy import PolicyEngine, policy_files
 from .schemas import SchemaStore
+
+
+def policy_key(policy_digest: str, files: Sequence[tuple[str, bytes]]) -> str:
+    """The policy verdict of a bundle depends on the policies and the bundle's bytes, nothing else."""
+    h = hashlib.sha256(policy_digest.encode())
+    for name, data in files:
+        h.update(b"\0" + name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    return h.hexdigest()
 
 
 def _id(obj: dict) -> str:
@@ -29,6 +42,9 @@ class BundleGates:
         self.ignore_missing = ignore_missing
         self.policies_dir = policies_dir
         self._stores: dict[str, SchemaStore] = {}
+        self._policy: Optional[PolicyEngine] = None
+        self._policy_digest: Optional[str] = None
+        self.warnings: list[str] = []
 
     def _store(self, kubernetes_version: str) -> SchemaStore:
         store = self._stores.get(kubernetes_version)
@@ -45,13 +61,33 @@ class BundleGates:
                 out.append(f"{where}/{fname}: {_id(obj)}: schema: {v.path + ': ' if v.path else ''}{v.message}")
         return out
 
-    def check(self, bundle, kubernetes_version: str) -> list[str]:
-        return self.check_objects(bundle.path, bundle.objects, kubernetes_version) \
-            + self.check_policies(bundle.path, bundle.objects, None)
+    def check(self, bundle, kubernetes_version: str, passed: frozenset = frozenset()) -> tuple[list[str], str]:
+        """Schema and policy gates for one rendered bundle. ``passed`` holds the verdict keys of
+        bundles whose exact bytes passed the policies before (``policy_key``): those are not
+        evaluated again. Returns the violations and this bundle's verdict key."""
+        out = self.check_objects(bundle.path, bundle.objects, kubernetes_version)
+        key = policy_key(self.policy_digest, bundle.files)
+        if key not in passed:
+            out += self.check_policies(bundle.path, bundle.objects, json.loads(dict(bundle.files)["bundle.json"]))
+        return out, key
+
+    @property
+    def policy_digest(self) -> str:
+        if self._policy_digest is None:
+            h = hashlib.sha256()
+            for path in policy_files(self.policies_dir):
+                h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+            self._policy_digest = h.hexdigest()
+        return self._policy_digest
 
     def check_policies(self, where: str, objects: Sequence[tuple[str, dict]], bundle_json: Optional[dict]) -> list[str]:
-        """The Rego policy gate (``policy.PolicyEngine``), once it is wired in."""
-        return []
+        """The Rego policy gate (``policy.PolicyEngine``, conftest-equivalent); warnings are kept
+        in ``self.warnings``."""
+        if self._policy is None:
+            self._policy = PolicyEngine(self.policies_dir)
+        deny, warn = self._policy.check_bundle(where, objects, bundle_json)
+        self.warnings.extend(warn)
+        return deny
 
     @staticmethod
     def facts(bundle) -> dict:

@@ -160,3 +160,24 @@ def test_only_rewrites_one_bundle(envs, tmp_path, render):
     dep = (out / "dev/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/quiz-generator/deployment-quiz-generator.yaml").read_text()
     assert "value: warn" in dep
     assert tree_digest(out / "prod") == before and tree_digest(out / "dev/plugins/riverside-academy") == other
+
+
+def test_admission_checks_the_same_key_repository_and_tlog_stance_that_render_verified(rendered):
+    import hashlib
+
+    from cryptography.hazmat.primitives import serialization
+
+    from renderer.registry import parse_image
+
+    for bundle in sorted(rendered.glob("*/plugins/*/*")):
+        meta = json.loads((bundle / "bundle.json").read_text())
+        policy = yaml.load((bundle / "policy-verify-image-signature.yaml").read_bytes(), Loader=yaml.CSafeLoader)
+        verify = policy["spec"]["rules"][0]["verifyImages"][0]
+        repo = parse_image(meta["image"]).repository
+        assert sorted(verify["imageReferences"]) == sorted([f"{repo}@*", f"{repo}:*"])
+        assert verify["failureAction"] == "Enforce" and verify["mutateDigest"] is False
+        keys = verify["attestors"][0]["entries"][0]["keys"]
+        assert keys["rekor"] == {"ignoreTlog": True} and keys["ctlog"] == {"ignoreSCT": True}
+        der = serialization.load_pem_public_key(keys["publicKeys"].encode()).public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        assert "sha256:" + hashlib.sha256(der).hexdigest() == meta["signature"]["keyFingerprint"]

@@ -150,3 +150,21 @@ def test_the_audit_never_changes_the_objects_it_reads(rendered):
     facts = bundle_facts(B, objs)
     EnvironmentAudit("dev", [facts], None).violations()
     assert objs == before
+
+
+@pytest.mark.parametrize("rel, mutate, rule", [
+    pytest.param(f"{B}/deployment-quiz-generator.yaml",
+                 lambda o: o["spec"]["template"]["spec"]["containers"][0]["securityContext"].update(runAsNonRoot=False),
+                 "run-as-non-root", id="root-container"),
+    pytest.param(f"{B}/deployment-quiz-generator.yaml",
+                 lambda o: o["spec"]["template"]["spec"]["containers"][0].update(image="registry.adapstory.io/acme/quiz-generator:1.3.0"),
+                 "image-digest", id="image-by-tag"),
+    pytest.param(f"{B}/externalsecret-quiz-generator.yaml",
+                 lambda o: o["spec"]["data"][0]["remoteRef"].update(key="adapstory/plugins/quiz-generator/other-tenant/x"),
+                 "vault-prefix", id="foreign-vault-key"),
+])
+def test_render_validate_runs_the_policy_gate_with_rule_names(rendered, render, rel, mutate, rule):
+    change(rel, mutate)(rendered)
+    result = render("validate", rendered)
+    assert result.code == 1
+    assert any(line.startswith(f"{rel}: ") and f": {rule}: " in line for line in result.err.splitlines()), result.err
