@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="render and validate into a folder")
     _build_args(b)
     b.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    from .gitops_cli import register
+
+    register(sub, _build_args)  # commit, diff, mark-good, rollback
     v = sub.add_parser("validate", help="schema, policy and isolation gates on a folder of rendered bundles")
     v.add_argument("folder", type=Path, metavar="DIR")
     v.add_argument("--kubernetes-version", default=None,
@@ -118,6 +121,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             result = build(_request(args, args.out))
             _summary(result, args.out, args.format)
             return EXIT_OK
+        if getattr(args, "func", None):
+            return args.func(args)
         if args.command == "validate":
             from .pipeline import DEFAULT_KUBERNETES_VERSION, validate_folder
 

@@ -22,9 +22,17 @@ import yaml
 
 from . import quantity
 
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover - the project pins a LibYAML build
+    from yaml import SafeLoader as _Loader
+
 BUNDLE_RE = re.compile(r"^(?P<env>[^/]+)/plugins/(?P<tenant>[^/]+)/(?P<plugin>[^/]+)/(?P<file>[^/]+)$")
 HOLD_RE = re.compile(r"^\.render/holds/(?P<env>[^/]+)/(?P<tenant>[^/]+)/(?P<plugin>[^/]+)\.json$")
 NOT_OBJECTS = ("kustomization.yaml", "bundle.json")
+ACCESS_KINDS = {"NetworkPolicy", "ExternalSecret", "KafkaUser", "ResourceQuota", "ConfigMap", "HorizontalPodAutoscaler",
+                "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
+MD_WIDENING_LIMIT = 60  # call-outs shown in a pull-request comment
 FOLD_LINES = 15  # markdown: diffs longer than this are folded into <details>
 MAX_DIFF_LINES = 400  # per object; a longer diff is cut (the commit itself has it all)
 
@@ -94,11 +102,14 @@ class Report:
 
 
 def compare(changes: Iterable[FileChange], *, branch: str, base: Optional[str], notes: Iterable[str] = (),
-            refusals: Iterable[str] = (), bundles_total: int = 0) -> Report:
+            refusals: Iterable[str] = (), bundles_total: int = 0, detail: bool = True) -> Report:
+    """Group file changes into bundles and objects. ``detail=False`` (for commit messages) skips
+    object identities, YAML diffs and the widening analysis, and trusts that every change is real
+    (the contents of files other than bundle.json may then be placeholders)."""
     report = Report(branch=branch, base=base, notes=list(notes), refusals=list(refusals), bundles_total=bundles_total)
     by_bundle: dict[str, list[FileChange]] = {}
     for ch in sorted(changes, key=lambda c: c.path):
-        if ch.old == ch.new:
+        if detail and ch.old == ch.new:
             continue
         m = BUNDLE_RE.match(ch.path)
         if m:
@@ -107,64 +118,78 @@ def compare(changes: Iterable[FileChange], *, branch: str, base: Optional[str], 
         elif HOLD_RE.match(ch.path):
             continue  # a rollback hold is reported through ``notes``
         else:
-            report.others.append(_object_diff(ch))
+            report.others.append(_object_diff(ch, {}, detail))
     for key, files in sorted(by_bundle.items()):
-        report.bundles.append(_bundle_diff(key, files))
-    for b in report.bundles:
-        report.widening.extend(_widening(b, by_bundle[b.path]))
-    report.pruned = sum(o.change == "removed" and bool(o.kind) for b in report.bundles for o in b.objects) + sum(
-        o.change == "removed" and bool(o.kind) for o in report.others)
+        report.bundles.append(_bundle_diff(key, files, detail))
+    if detail:
+        for b in report.bundles:
+            report.widening.extend(_widening(b, by_bundle[b.path]))
+    report.pruned = sum(o.change == "removed" and _is_object(o.file) for b in report.bundles for o in b.objects) \
+        + sum(o.change == "removed" and _is_object(o.file) for o in report.others)
     return report
 
 
-def _bundle_diff(key: str, files: list[FileChange]) -> BundleDiff:
+def _is_object(path: str) -> bool:
+    return path.endswith(".yaml") and path.rsplit("/", 1)[-1] not in NOT_OBJECTS and "/" in path
+
+
+def _bundle_diff(key: str, files: list[FileChange], detail: bool) -> BundleDiff:
     env, _, tenant, plugin = key.split("/")
     meta = next((f for f in files if f.path.endswith("/bundle.json")), None)
-    old_v = _version(meta.old) if meta else None
-    new_v = _version(meta.new) if meta else None
+    old_meta, new_meta = (_json(meta.old), _json(meta.new)) if meta else ({}, {})
+    old_v = str(old_meta.get("pluginVersion") or "") or None
+    new_v = str(new_meta.get("pluginVersion") or "") or None
     if meta and meta.old is None:
         change = "added"
     elif meta and meta.new is None:
         change = "removed"
     else:
         change = "changed"
+    # bundle.json lists every object: file -> (kind, name), so most files need no parsing
+    names = {}
+    for m in (old_meta, new_meta):
+        for o in m.get("objects") or []:
+            if isinstance(o, dict) and o.get("file"):
+                names[f"{key}/{o['file']}"] = (str(o.get("kind") or ""), str(o.get("name") or ""))
     bd = BundleDiff(key, env, tenant, plugin, change, old_v, new_v)
     for f in files:
         if f.path.rsplit("/", 1)[-1] in NOT_OBJECTS:
             continue
-        bd.objects.append(_object_diff(f))
+        bd.objects.append(_object_diff(f, names, detail))
     return bd
 
 
-def _version(data: Optional[bytes]) -> Optional[str]:
+def _json(data: Optional[bytes]) -> dict:
     if data is None:
-        return None
+        return {}
     try:
-        return str(json.loads(data).get("pluginVersion") or "") or None
-    except (ValueError, AttributeError):
-        return None
+        value = json.loads(data)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _parse(data: Optional[bytes]):
     if data is None:
         return None
     try:
-        obj = yaml.safe_load(data)
+        obj = yaml.load(data, Loader=_Loader)
     except yaml.YAMLError:
         return None
     return obj if isinstance(obj, dict) else None
 
 
-def _object_diff(ch: FileChange) -> ObjectDiff:
-    obj = (_parse(ch.new) or _parse(ch.old)) if ch.path.endswith((".yaml", ".yml")) else None
-    kind = str(obj.get("kind") or "") if obj else ""
-    name = str((obj.get("metadata") or {}).get("name") or "") if obj else ""
-    if ch.old is None:
-        change, text = "added", ""
-    elif ch.new is None:
-        change, text = "removed", ""
+def _object_diff(ch: FileChange, names: dict, detail: bool) -> ObjectDiff:
+    change = "added" if ch.old is None else "removed" if ch.new is None else "changed"
+    if not detail:
+        return ObjectDiff(ch.path, "", "", change, "")
+    if ch.path in names:
+        kind, name = names[ch.path]
     else:
-        change, text = "changed", unified(ch.path, ch.old, ch.new)
+        obj = (_parse(ch.new) or _parse(ch.old)) if ch.path.endswith((".yaml", ".yml")) else None
+        kind = str(obj.get("kind") or "") if obj else ""
+        name = str((obj.get("metadata") or {}).get("name") or "") if obj else ""
+    text = unified(ch.path, ch.old, ch.new) if change == "changed" else ""
     return ObjectDiff(ch.path, kind, name, change, text)
 
 
@@ -253,8 +278,10 @@ def _pod_spec(obj: dict) -> Optional[dict]:
 def _widening(bundle: BundleDiff, files: list[FileChange]) -> list[str]:
     if bundle.change == "removed":
         return []
-    old_objs = [o for f in files if f.path.rsplit("/", 1)[-1] not in NOT_OBJECTS and (o := _parse(f.old))]
-    new_objs = [o for f in files if f.path.rsplit("/", 1)[-1] not in NOT_OBJECTS and (o := _parse(f.new))]
+    kinds = {o.file: o.kind for o in bundle.objects}
+    relevant = [f for f in files if kinds.get(f.path, "") in ACCESS_KINDS or (f.path in kinds and not kinds[f.path])]
+    old_objs = [o for f in relevant if (o := _parse(f.old))]
+    new_objs = [o for f in relevant if (o := _parse(f.new))]
     # unchanged objects grant the same before and after, so the changed files alone decide
     old_g, old_l = access(old_objs)
     new_g, new_l = access(new_objs)
@@ -359,7 +386,9 @@ def format_markdown(report: Report) -> str:
         callouts.append(f"> :warning: **{report.pruned} objects will be pruned**{tail}")
     if report.widening:
         callouts.append("> :warning: **Changes that widen access:**")
-        callouts.extend(f"> - {_md(w)}" for w in report.widening)
+        callouts.extend(f"> - {_md(w)}" for w in report.widening[:MD_WIDENING_LIMIT])
+        if len(report.widening) > MD_WIDENING_LIMIT:
+            callouts.append(f"> - ... and {len(report.widening) - MD_WIDENING_LIMIT} more (`render diff` lists them all)")
     for n in report.notes:
         callouts.append(f"> :information_source: {_md(n)}")
     for i, c in enumerate(callouts):

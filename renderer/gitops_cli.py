@@ -17,13 +17,13 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
 
 from . import diff as diffmod
 from . import gitops
-from .errors import EXIT_OK, EXIT_USAGE, InputError, Problem, RenderError, UsageError
+from .errors import EXIT_OK, InputError, Problem, UsageError
 
 MAX_DELETE_ENV = "RENDER_MAX_DELETE_SHARE"
+LIST_LIMIT = 25  # bundles listed in text output
 
 
 def register(subparsers, common) -> None:
@@ -99,8 +99,9 @@ def _bundle(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------ rendering
 
 
-def render(args: argparse.Namespace) -> gitops.Rendered:
-    """Render and validate into a temporary folder (all or nothing) and read it back."""
+def render(args: argparse.Namespace, reuse=None) -> gitops.Rendered:
+    """Render and validate into a temporary folder (all or nothing) and read it back. ``reuse``
+    (from ``gitops``) supplies bundles unchanged at the repo's head, by inputDigest."""
     from .cli import _request
     from .pipeline import build
 
@@ -110,7 +111,7 @@ def render(args: argparse.Namespace) -> gitops.Rendered:
         only = request.only
         # the whole environment is rendered even with --only: its argocd/ folder (the AppProject)
         # depends on every bundle, and rendering is cheap; --only limits what is written
-        result = build(dataclasses.replace(request, only=None))
+        result = build(dataclasses.replace(request, only=None, reuse=reuse))
         files = gitops.Rendered.from_folder(out, envs=()).files
     envs = tuple(e.name for e in result.environments)
     installs = {}
@@ -166,15 +167,13 @@ def _options(args: argparse.Namespace, push: bool = False) -> gitops.CommitOptio
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
-    rendered = render(args)
-    outcome = gitops.commit(rendered, _options(args, push=args.push))
+    outcome = gitops.commit(lambda reuse: render(args, reuse), _options(args, push=args.push))
     _print_outcome(outcome, args.format, "commit")
     return EXIT_OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    rendered = render(args)
-    report = gitops.diff(rendered, _options(args))
+    report = gitops.diff(lambda reuse: render(args, reuse), _options(args))
     fmt = args.format
     text = diffmod.format_json(report) if fmt == "json" else diffmod.format_markdown(report) if fmt == "markdown" \
         else diffmod.format_text(report)
@@ -217,41 +216,13 @@ def _print_outcome(outcome: gitops.Outcome, fmt: str, what: str) -> None:
         counts = ", ".join(f"{n} {c}" for c, n in report.summary().items() if n) if report else ""
         print(f"committed {outcome.commit[:12]} on {where}" + (f": {counts}" if counts else ""))
         if report:
-            for b in report.bundles:
-                print(f"  {b.change:8} {b.path}{gitops._versions(b)}")
+            for b in report.bundles[:LIST_LIMIT]:
+                print(f"  {b.change:8} {b.path}{gitops.versions(b)}")
+            if len(report.bundles) > LIST_LIMIT:
+                print(f"  ... and {len(report.bundles) - LIST_LIMIT} more (the commit message names them all)")
         if outcome.published == "temporary clone":
             print("not published: the commit was made in a temporary clone of the URL; add --push to publish it")
         elif outcome.pushed:
             print(f"pushed to {outcome.repo}" + (f" after {outcome.attempts} attempts" if outcome.attempts > 1 else ""))
     for note in outcome.notes:
         print(f"note: {note}")
-
-
-# ------------------------------------------------------------------------------------ standalone entry
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """``python -m renderer.gitops_cli COMMAND ...``: the four commands without the rest of the CLI
-    (the ``render`` CLI registers the same commands through ``register``)."""
-    from .cli import _Parser, _build_args
-
-    parser = _Parser(prog="render", description="Commit rendered bundles to a GitOps repo.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    register(sub, _build_args)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
-    try:
-        return args.func(args)
-    except RenderError as exc:
-        for line in exc.lines():
-            sys.stderr.write(line + "\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("render: interrupted\n")
-        return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -14,15 +14,15 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Mapping, Optional
 
 from . import migrations, verdicts
 from . import verify as verify_stage
 from .errors import InputError, ValidationFailed
 from .load import load
 from .policy import policy_files
-from .plan import BundlePlan, EnvironmentPlan, fingerprint_files, plan
-from .render import Renderer
+from .plan import EnvironmentPlan, fingerprint_files, plan
+from .render import Bundle, Renderer
 from .validate import BundleGates, EnvironmentAudit, bundle_facts
 from .write import Staging
 from .yamlio import dump
@@ -47,6 +47,10 @@ class BuildRequest:
     cache_dir: Optional[Path] = None
     jobs: int = 0  # 0: one per core
     progress: Optional[Callable[[int, int], None]] = None
+    # Bundles already written somewhere (the GitOps repo): given the verified plans, the files
+    # of those whose bundle.json records the same inputDigest and signature. They are taken as
+    # they are instead of rendered, and still pass every gate.
+    reuse: Optional[Callable[[tuple], Mapping[str, tuple]]] = None
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,14 @@ class BuildResult:
     seconds: float = 0.0
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    reused: int = 0  # bundles taken as they were (same inputDigest), not rendered again
 
 
 _worker: dict = {}
 
 
 def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
-                 passed: frozenset) -> None:
+                 passed: frozenset, reuse: Mapping[str, tuple]) -> None:
     """Per process: compiled templates and gates, the plans and known policy passes (inherited
     through fork, never pickled), and the staging folder each worker writes its bundles into."""
     _worker["renderer"] = Renderer(TEMPLATES)
@@ -82,15 +87,22 @@ def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans:
     _worker["plans"] = plans
     _worker["staging"] = staging
     _worker["passed"] = passed
+    _worker["reuse"] = reuse
 
 
 def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
     renderer, gates, staging = _worker["renderer"], _worker["gates"], _worker["staging"]
+    reuse = _worker["reuse"]
     out = []
     for p in _worker["plans"][bounds[0]:bounds[1]]:
-        bundle = renderer.render_bundle(p)
+        previous = reuse.get(p.path)
+        bundle = renderer.render_bundle(p) if previous is None else Bundle.from_files(p, previous)
         gates.warnings.clear()
         violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"])
+        if previous is not None and violations:  # a kept bundle edited by hand: render it afresh
+            bundle = renderer.render_bundle(p)
+            gates.warnings.clear()
+            violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"])
         app = renderer.render_application(p)
         violations += gates.check_objects(f"{p.env}/argocd", [app], p.platform.kubernetesVersion)
         if staging is not None and not violations:
@@ -197,7 +209,10 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     policy_digest = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES).policy_digest
     known = verdicts.load_passed(request.cache_dir, policy_digest)
     passed_now: list[str] = []
-    args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known)
+    reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
+    result.reused = len(reuse)
+    args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
+            reuse)
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")

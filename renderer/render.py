@@ -81,6 +81,19 @@ class Bundle:
     def path(self) -> str:
         return self.plan.path
 
+    @classmethod
+    def from_files(cls, plan: BundlePlan, files: tuple) -> "Bundle":
+        """A bundle written before from the same inputs (same inputDigest): its files as they
+        are, its objects parsed back so that the gates check them like fresh ones."""
+        objects = []
+        for name, data in files:
+            if name.endswith(".yaml") and name != "kustomization.yaml":
+                docs = parse_rendered(data.decode("utf-8"))
+                if len(docs) != 1 or not isinstance(docs[0], dict):
+                    raise TemplateError(f"{plan.path}/{name}: expected one object in a file written by render")
+                objects.append((name, docs[0]))
+        return cls(plan, tuple(sorted(objects)), tuple(sorted(files)))
+
 
 def file_name(obj: dict) -> str:
     return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
@@ -339,6 +352,18 @@ def bundle_context(plan: BundlePlan) -> dict:
 
 def _promql_string(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def same_inputs(plan: BundlePlan, previous_bundle_json: bytes) -> bool:
+    """Whether a bundle written before came from exactly this plan's inputs and signature, so
+    that its files can be kept without rendering it again."""
+    try:
+        doc = json.loads(previous_bundle_json)
+    except ValueError:
+        return False
+    sig = plan.signature
+    want_sig = None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest}
+    return isinstance(doc, dict) and doc.get("inputDigest") == plan.input_digest and doc.get("signature") == want_sig
 
 
 def bundle_json(plan: BundlePlan, objects) -> bytes:

@@ -21,6 +21,8 @@ What it provides:
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -30,6 +32,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from contextlib import redirect_stderr, redirect_stdout
 from typing import Optional
 
 import pytest
@@ -127,7 +130,7 @@ def git_daemon(tmp_path_factory) -> GitDaemon:
 
 
 @dataclass(frozen=True)
-class TestKey:
+class SigningKey:
     private: ec.EllipticCurvePrivateKey
 
     @property
@@ -154,16 +157,16 @@ class TestKey:
 
 
 @pytest.fixture(scope="session")
-def test_key() -> TestKey:
-    return TestKey(ec.generate_private_key(ec.SECP256R1()))
+def signing_key() -> SigningKey:
+    return SigningKey(ec.generate_private_key(ec.SECP256R1()))
 
 
-def sign_catalog_version(version_dir: Path, key: TestKey) -> None:
+def sign_catalog_version(version_dir: Path, key: SigningKey) -> None:
     plugin = yaml.safe_load((version_dir / "plugin.yaml").read_text())
     (version_dir / "signature.json").write_bytes(key.signature_json(plugin["spec"]["image"]))
 
 
-def signed_environments(dest: Path, key: TestKey) -> Path:
+def signed_environments(dest: Path, key: SigningKey) -> Path:
     """A copy of the example environments repo, re-keyed to ``key`` and fully signed."""
     shutil.copytree(EXAMPLE_ENVIRONMENTS, dest)
     for pub in sorted((dest / "publishers").glob("*.yaml")):
@@ -176,7 +179,7 @@ def signed_environments(dest: Path, key: TestKey) -> Path:
     return dest
 
 
-def add_catalog_version(env_dir: Path, plugin: str, from_version: str, version: str, key: TestKey,
+def add_catalog_version(env_dir: Path, plugin: str, from_version: str, version: str, key: SigningKey,
                         change=None) -> Path:
     """Publish ``plugin@version`` as a copy of ``from_version`` with a new image digest,
     ``change(spec)`` applied to its spec, and a signature."""
@@ -187,8 +190,6 @@ def add_catalog_version(env_dir: Path, plugin: str, from_version: str, version: 
     doc = yaml.safe_load((dst / "plugin.yaml").read_text())
     doc["metadata"]["version"] = version
     name = doc["spec"]["image"].split("@", 1)[0].rsplit(":", 1)[0]
-    import hashlib
-
     doc["spec"]["image"] = f"{name}:{version}@sha256:{hashlib.sha256(f'{plugin}@{version}'.encode()).hexdigest()}"
     if change:
         change(doc["spec"])
@@ -211,6 +212,25 @@ def set_install(env_dir: Path, env: str, tenant: str, plugin: str, version: str,
 
 def remove_install(env_dir: Path, env: str, tenant: str, plugin: str) -> None:
     install_path(env_dir, env, tenant, plugin).unlink()
+
+
+def edit_install(env_dir: Path, env: str, tenant: str, plugin: str, *, version: Optional[str] = None,
+                 requests_per_second: Optional[int] = None) -> None:
+    """Change an existing install the way a platform engineer would: a version, a budget override."""
+    path = install_path(env_dir, env, tenant, plugin)
+    doc = yaml.safe_load(path.read_text())
+    if version is not None:
+        doc["spec"]["version"] = version
+    if requests_per_second is not None:
+        overrides = doc["spec"].setdefault("overrides", {})
+        overrides.setdefault("budgets", {})["requestsPerSecond"] = requests_per_second
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+@pytest.fixture
+def env_dir(tmp_path, signing_key) -> Path:
+    """A signed copy of the example environments repo, private to the test."""
+    return signed_environments(tmp_path / "environments", signing_key)
 
 
 # ------------------------------------------------------------------------------------ the CLI
@@ -240,8 +260,48 @@ def cli_env(tmp: Path, **extra: str) -> dict:
     return env
 
 
-def render_cli(tmp: Path, *args: str, env: Optional[dict] = None, timeout: float = 120) -> Run:
-    """``python -m renderer.cli ARGS`` as a user would run ``render ARGS``."""
-    proc = subprocess.run([PYTHON, "-m", "renderer.cli", *args], capture_output=True, text=True,
-                          env=env or cli_env(tmp), cwd=tmp, timeout=timeout)
+# The commands under test. ``renderer.gitops_cli`` registers them on a ``render`` parser of its own;
+# once ``renderer.cli`` registers them too, this may name "renderer.cli".
+CLI_MODULE = "renderer.cli"
+
+
+def render_argv(*args: str) -> list[str]:
+    """The command line of ``render ARGS`` as a separate process."""
+    return [PYTHON, "-m", CLI_MODULE, *args]
+
+
+def render_process(tmp: Path, *args: str, env: Optional[dict] = None, timeout: float = 120) -> Run:
+    """``render ARGS`` in its own process, as CI would run it."""
+    proc = subprocess.run(render_argv(*args), capture_output=True, text=True, env=env or cli_env(tmp), cwd=tmp,
+                          timeout=timeout)
     return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def render(tmp_path, monkeypatch):
+    """``render ARGS`` in this process (the same entry point, without a Python start-up per call),
+    with the environment CI gives it: schemas, a private cache, no user git configuration."""
+    import importlib
+
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "RENDER_")):
+            monkeypatch.delenv(key)
+    for key, value in cli_env(tmp_path).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module(CLI_MODULE).main
+
+    def run(*args: str, **env: str) -> Run:
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:
+                code = exc.code
+        for key in env:
+            monkeypatch.delenv(key)
+        return Run(code, out.getvalue(), err.getvalue())
+
+    return run
