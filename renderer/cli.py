@@ -7,6 +7,7 @@ Exit codes (CONTRACT §3): 0 success; 1 input, policy, schema or signature rejec
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -99,12 +100,13 @@ def _summary(result, out: Path, fmt: str) -> None:
         sys.stderr.write(f"warning: {line}\n")
     if fmt == "json":
         print(json.dumps({"out": str(out), "bundles": result.bundles, "objects": result.objects,
-                          "environments": per_env, "seconds": round(result.seconds, 3),
+                          "environments": per_env, "seconds": round(result.seconds, 3), "kept": result.reused,
                           "warnings": result.warnings}, sort_keys=True))
         return
     envs = ", ".join(f"{k}: {v}" for k, v in per_env.items())
+    kept = f", {result.reused} kept as they were (same inputDigest)" if result.reused else ""
     print(f"rendered {result.bundles} bundles ({result.objects} objects) for {len(per_env)} environments "
-          f"({envs}) into {out}/ in {result.seconds:.2f} s")
+          f"({envs}) into {out}/ in {result.seconds:.2f} s{kept}")
     print("signatures verified; every bundle passed the migration, schema, policy and isolation gates")
 
 
@@ -116,9 +118,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "build":
-            from .pipeline import build
+            from .pipeline import build, reuse_from_folder
+            from .write import MARKER
 
-            result = build(_request(args, args.out))
+            request = _request(args, args.out)
+            if not args.no_cache and (args.out / MARKER).is_file():  # keep what an earlier build wrote for the same inputs
+                request = dataclasses.replace(request, reuse=reuse_from_folder(args.out))
+            result = build(request)
             _summary(result, args.out, args.format)
             return EXIT_OK
         if getattr(args, "func", None):

@@ -51,6 +51,7 @@ class BuildRequest:
     # of those whose bundle.json records the same inputDigest and signature. They are taken as
     # they are instead of rendered, and still pass every gate.
     reuse: Optional[Callable[[tuple], Mapping[str, tuple]]] = None
+    policy_gate: bool = True  # bench/ only, to time the rest alone; the CLI never turns it off
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class RenderedBundle:
     violations: tuple[str, ...]
     warnings: tuple[str, ...]
     verdict_key: str  # validate.policy_key: cached as passed when the run succeeds
+    kept: bool  # taken from the previous output (same inputDigest and files), not rendered
     facts: dict  # what the environment-wide isolation audit needs
 
 
@@ -79,7 +81,7 @@ _worker: dict = {}
 
 
 def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
-                 passed: frozenset, reuse: Mapping[str, tuple]) -> None:
+                 passed: frozenset, reuse: Mapping[str, tuple], policy_gate: bool = True) -> None:
     """Per process: compiled templates and gates, the plans and known policy passes (inherited
     through fork, never pickled), and the staging folder each worker writes its bundles into."""
     _worker["renderer"] = Renderer(TEMPLATES)
@@ -88,6 +90,7 @@ def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans:
     _worker["staging"] = staging
     _worker["passed"] = passed
     _worker["reuse"] = reuse
+    _worker["policy_gate"] = policy_gate
 
 
 def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
@@ -95,11 +98,14 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
     reuse = _worker["reuse"]
     out = []
     for p in _worker["plans"][bounds[0]:bounds[1]]:
-        previous = reuse.get(p.path)
-        bundle = renderer.render_bundle(p) if previous is None else Bundle.from_files(p, previous)
+        # A kept bundle is byte for byte what render wrote for these inputs, and so passed these
+        # policies (they are part of inputDigest): only the schema gate runs again on it.
+        kept = Bundle.from_files(p, reuse[p.path]) if p.path in reuse else None
+        bundle = kept or renderer.render_bundle(p)
         gates.warnings.clear()
-        violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"])
-        if previous is not None and violations:  # a kept bundle edited by hand: render it afresh
+        violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"],
+                                              policies=kept is None and _worker["policy_gate"])
+        if kept is not None and violations:  # schemas changed since: render it afresh
             bundle = renderer.render_bundle(p)
             gates.warnings.clear()
             violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"])
@@ -108,7 +114,7 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
         if staging is not None and not violations:
             Staging.write_into(staging, p.path, bundle.files)
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
-                                  tuple(gates.warnings), verdict_key, gates.facts(bundle)))
+                                  tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle)))
     return out
 
 
@@ -172,6 +178,26 @@ def _unrendered_applications(renderer: Renderer, env: EnvironmentPlan, rendered:
     return out
 
 
+def reuse_from_folder(root: Path) -> Callable[[tuple], dict]:
+    """``BuildRequest.reuse`` from a previous `render build` output: the files of each planned
+    bundle whose bundle.json there records the same inputDigest and signature."""
+    from .render import same_inputs
+
+    def reuse(plans) -> dict:
+        out = {}
+        for p in plans:
+            folder = root / p.path
+            try:
+                if not same_inputs(p, (folder / "bundle.json").read_bytes()):
+                    continue
+                out[p.path] = tuple(sorted((f.name, f.read_bytes()) for f in folder.iterdir() if f.is_file()))
+            except OSError:
+                continue
+        return out
+
+    return reuse
+
+
 def _warning(finding, root: Path) -> str:
     try:
         path = finding.path.relative_to(root).as_posix()
@@ -201,6 +227,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             apps_by_env[env].append(rb.application)
             facts_by_env[env].append(rb.facts)
             result.objects += rb.objects
+            result.reused += rb.kept
             result.bundles += 1
         done += len(rendered)
         if request.progress:
@@ -210,9 +237,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     known = verdicts.load_passed(request.cache_dir, policy_digest)
     passed_now: list[str] = []
     reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
-    result.reused = len(reuse)
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
-            reuse)
+            reuse, request.policy_gate)
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")

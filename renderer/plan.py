@@ -165,6 +165,7 @@ def _check_catalog(inputs: Inputs, problems: list[Problem]) -> None:
 def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, problems: list[Problem]) -> list[BundlePlan]:
     platform_src: Source[Platform] = env.platform
     platform = platform_src.model.spec
+    endpoints = {name: _endpoint(name, ep) for name, ep in platform.egressTargets.items()}
     owners: dict[tuple[str, str], list[tuple[str, Source]]] = defaultdict(list)
     bundles: list[BundlePlan] = []
     for tenant_input in env.tenants:
@@ -202,7 +203,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                                             f"unknown egress target {target!r}: {platform_src.path} defines "
                                             f"{', '.join(sorted(platform.egressTargets))}"))
                     continue
-                egress.append(_endpoint(target, ep))
+                egress.append(endpoints[target])
             uses_kafka = bool(spec.kafka and (spec.kafka.produces or spec.kafka.consumes))
             if uses_kafka and "kafka" not in spec.egress:
                 problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "kafka"), "spec.kafka",
@@ -232,8 +233,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 public_key=publisher.model.spec.cosign.publicKey if publisher.model.spec.cosign else "",
                 image_repo=repo, image_digest=spec.image.rsplit("@", 1)[1],
                 egress=tuple(sorted(egress, key=lambda e: e.target)),
-                ingress=_endpoint(platform.ingressFrom, platform.egressTargets[platform.ingressFrom]),
-                dns=_endpoint("dns", platform.egressTargets["dns"]),
+                ingress=endpoints[platform.ingressFrom], dns=endpoints["dns"],
                 input_digest=digest, catalog_dir=cv.dir, signature_file=cv.signature_file,
             ))
         for key, total in totals.items():

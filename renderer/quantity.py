@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from functools import lru_cache
 
 _RE = re.compile(r"^([+]?(?:\d+(?:\.\d*)?|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E))?$")
 _SUFFIX = {
@@ -19,6 +20,7 @@ _SUFFIX = {
 }
 
 
+@lru_cache(maxsize=4096)
 def parse(value: object) -> Fraction:
     """A quantity as an exact number (cores, bytes). Raises ValueError with a readable message."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):

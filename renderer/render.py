@@ -9,10 +9,12 @@ Pure: no file is written and no git is touched here.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import jinja2
 import yaml
@@ -82,9 +84,16 @@ class Bundle:
         return self.plan.path
 
     @classmethod
-    def from_files(cls, plan: BundlePlan, files: tuple) -> "Bundle":
+    def from_files(cls, plan: BundlePlan, files: tuple) -> "Optional[Bundle]":
         """A bundle written before from the same inputs (same inputDigest): its files as they
-        are, its objects parsed back so that the gates check them like fresh ones."""
+        are, its objects parsed back for the gates. None when the files are not byte for byte
+        what render wrote (bundle.json's filesDigest): such a bundle is rendered afresh."""
+        try:
+            recorded = json.loads(dict(files)["bundle.json"]).get("filesDigest")
+        except (KeyError, ValueError, AttributeError):
+            return None
+        if recorded != files_digest(files):
+            return None
         objects = []
         for name, data in files:
             if name.endswith(".yaml") and name != "kustomization.yaml":
@@ -161,7 +170,7 @@ class Renderer:
         }
         files = [(f, dump(o)) for f, o in ordered]
         files.append(("kustomization.yaml", dump(kustomization)))
-        files.append(("bundle.json", bundle_json(plan, ordered)))
+        files.append(("bundle.json", bundle_json(plan, ordered, files_digest(files))))
         return Bundle(plan, ordered, tuple(sorted(files)))
 
     def render_project(self, env: EnvironmentPlan) -> tuple[str, dict]:
@@ -366,7 +375,17 @@ def same_inputs(plan: BundlePlan, previous_bundle_json: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("inputDigest") == plan.input_digest and doc.get("signature") == want_sig
 
 
-def bundle_json(plan: BundlePlan, objects) -> bytes:
+def files_digest(files) -> str:
+    """sha256 over the bundle's files but bundle.json (names and bytes): recorded in bundle.json,
+    so a kept bundle is known to be byte for byte what render wrote for its inputDigest."""
+    h = hashlib.sha256()
+    for name, data in sorted(files):
+        if name != "bundle.json":
+            h.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    return "sha256:" + h.hexdigest()
+
+
+def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
     """Provenance beside the objects: only what derives from this bundle's own inputs."""
     sig = plan.signature
     doc = {
@@ -378,6 +397,7 @@ def bundle_json(plan: BundlePlan, objects) -> bytes:
         "image": plan.spec.image,
         "imageDigest": plan.image_digest,
         "inputDigest": plan.input_digest,
+        "filesDigest": digest_of_files,
         "isolation": {  # what this bundle owns (CONTRACT §2); the policies check objects against it
             "namespace": plan.names.namespace, "vaultPrefix": plan.names.vault_prefix,
             "topicPrefix": plan.names.topic_prefix, "groupPrefix": plan.names.group_prefix,

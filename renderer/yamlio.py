@@ -159,6 +159,8 @@ class _TemplateLoader(_Loader):
     def resolve(self, kind, value, implicit):
         if kind is not yaml.ScalarNode:
             return super().resolve(kind, value, implicit)
+        if not implicit[0]:
+            return STR_TAG  # a quoted or block scalar: what BaseResolver returns (SafeLoader has no path resolvers)
         key = (value, implicit)
         tag = self._resolved.get(key)
         if tag is None:

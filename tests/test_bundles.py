@@ -181,3 +181,15 @@ def test_admission_checks_the_same_key_repository_and_tlog_stance_that_render_ve
         der = serialization.load_pem_public_key(keys["publicKeys"].encode()).public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         assert "sha256:" + hashlib.sha256(der).hexdigest() == meta["signature"]["keyFingerprint"]
+
+
+def test_a_rebuild_keeps_unchanged_bundles_and_repairs_hand_edits(envs, tmp_path, render):
+    out = tmp_path / "out"
+    assert render("build", envs, "--out", out, "--offline").code == 0
+    first = tree_digest(out)
+    deployment = out / "dev/plugins/riverside-academy/grade-sync/deployment-grade-sync.yaml"
+    deployment.write_text(deployment.read_text().replace("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: false"))
+    result = render("build", envs, "--out", out, "--offline")
+    assert result.code == 0, result.err
+    assert "8 kept as they were" in result.out, result.out
+    assert tree_digest(out) == first, "the edited bundle was rendered afresh; the others kept byte for byte"

@@ -132,7 +132,7 @@ def test_unchanged_bundles_are_recognised_by_input_digest_without_rendering_them
     assert rendered == []
 
 
-def test_a_kept_bundle_that_fails_a_gate_is_rendered_afresh(render, env_dir, tmp_path):
+def test_a_kept_bundle_edited_by_hand_is_rendered_afresh(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
     assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
     path = repo / "dev/plugins/riverside-academy/grade-sync/deployment-grade-sync.yaml"
