@@ -86,3 +86,9 @@ class RefusingToProceed(RenderError):
 
 class UsageError(RenderError):
     exit_code = EXIT_USAGE
+
+
+class SchemasMissing(ValidationFailed):
+    """Kinds the renderer emits have no schema in the given locations: checked before rendering."""
+
+    hint = "nothing was rendered or written"

@@ -18,11 +18,11 @@ from typing import Callable, Mapping, Optional
 
 from . import migrations, verdicts
 from . import verify as verify_stage
-from .errors import InputError, ValidationFailed
+from .errors import InputError, SchemasMissing, ValidationFailed
 from .load import load
 from .policy import policy_files
 from .plan import EnvironmentPlan, fingerprint_files, plan
-from .render import Bundle, Renderer
+from .render import EMITTED, Bundle, Renderer
 from .validate import BundleGates, EnvironmentAudit, bundle_facts
 from .write import Staging
 from .yamlio import dump
@@ -47,9 +47,9 @@ class BuildRequest:
     cache_dir: Optional[Path] = None
     jobs: int = 0  # 0: one per core
     progress: Optional[Callable[[int, int], None]] = None
-    # Bundles already written somewhere (the GitOps repo): given the verified plans, the files
-    # of those whose bundle.json records the same inputDigest and signature. They are taken as
-    # they are instead of rendered, and still pass every gate.
+    # Bundles already written somewhere (an earlier output, the GitOps repo): given the verified
+    # plans, the files (or folder) of those whose bundle.json records the same inputDigest and
+    # signature. They are kept instead of rendered when their filesDigest holds.
     reuse: Optional[Callable[[tuple], Mapping[str, tuple]]] = None
     policy_gate: bool = True  # bench/ only, to time the rest alone; the CLI never turns it off
 
@@ -100,7 +100,7 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
     for p in _worker["plans"][bounds[0]:bounds[1]]:
         # A kept bundle is byte for byte what render wrote for these inputs, and so passed these
         # policies (they are part of inputDigest): only the schema gate runs again on it.
-        kept = Bundle.from_files(p, reuse[p.path]) if p.path in reuse else None
+        kept = Bundle.from_files(p, _files(reuse[p.path])) if p.path in reuse else None
         bundle = kept or renderer.render_bundle(p)
         gates.warnings.clear()
         violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"],
@@ -112,7 +112,10 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
         app = renderer.render_application(p)
         violations += gates.check_objects(f"{p.env}/argocd", [app], p.platform.kubernetesVersion)
         if staging is not None and not violations:
-            Staging.write_into(staging, p.path, bundle.files)
+            if bundle is kept and isinstance(reuse[p.path], Path):  # same bytes: link, don't copy
+                Staging.link_into(staging, p.path, reuse[p.path], [name for name, _ in bundle.files])
+            else:
+                Staging.write_into(staging, p.path, bundle.files)
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
                                   tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle)))
     return out
@@ -141,6 +144,10 @@ def build(request: BuildRequest) -> BuildResult:
     if problems:
         raise InputError(problems)
 
+    preflight = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)
+    missing = sorted({line for e in envs for line in preflight.missing_schemas(EMITTED, e.platform.kubernetesVersion)})
+    if missing:
+        raise SchemasMissing(missing)
     selected = tuple(p for e in envs for p in e.bundles if request.only is None or p.key == request.only)
     t = time.perf_counter()
     selected = verify_stage.verify(inputs, selected, offline=request.offline,
@@ -178,6 +185,16 @@ def _unrendered_applications(renderer: Renderer, env: EnvironmentPlan, rendered:
     return out
 
 
+def _files(source) -> tuple:
+    """A kept bundle's files: given as they are, or read from its folder."""
+    if isinstance(source, Path):
+        try:
+            return tuple(sorted((f.name, f.read_bytes()) for f in source.iterdir() if f.is_file()))
+        except OSError:
+            return ()
+    return source
+
+
 def reuse_from_folder(root: Path) -> Callable[[tuple], dict]:
     """``BuildRequest.reuse`` from a previous `render build` output: the files of each planned
     bundle whose bundle.json there records the same inputDigest and signature."""
@@ -188,9 +205,8 @@ def reuse_from_folder(root: Path) -> Callable[[tuple], dict]:
         for p in plans:
             folder = root / p.path
             try:
-                if not same_inputs(p, (folder / "bundle.json").read_bytes()):
-                    continue
-                out[p.path] = tuple(sorted((f.name, f.read_bytes()) for f in folder.iterdir() if f.is_file()))
+                if same_inputs(p, (folder / "bundle.json").read_bytes()):
+                    out[p.path] = folder  # the worker reads the files
             except OSError:
                 continue
         return out

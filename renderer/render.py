@@ -67,6 +67,19 @@ NAMESPACED_KINDS = {
 }
 
 
+# Every (apiVersion, kind) the templates can emit: the schema gate's preflight checks that each
+# has a schema before anything is rendered (tests check that no emitted object is missing here).
+EMITTED = (
+    ("v1", "Namespace"), ("v1", "ServiceAccount"), ("v1", "ResourceQuota"), ("v1", "LimitRange"), ("v1", "Service"),
+    ("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("networking.k8s.io/v1", "NetworkPolicy"), ("external-secrets.io/v1", "ExternalSecret"),
+    ("kafka.strimzi.io/v1", "KafkaUser"), ("postgresql.sql.m.crossplane.io/v1alpha1", "Role"),
+    ("postgresql.sql.m.crossplane.io/v1alpha1", "Schema"), ("postgresql.sql.m.crossplane.io/v1alpha1", "Grant"),
+    ("kyverno.io/v1", "Policy"), ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("argoproj.io/v1alpha1", "AppProject"), ("argoproj.io/v1alpha1", "Application"),
+)
+
+
 class TemplateError(RenderError):
     """A template produced something other than the object it is for: a bug in templates/."""
 

@@ -53,6 +53,16 @@ class BundleGates:
                 kubernetes_version, self.schema_locations, self.ignore_missing)
         return store
 
+    def missing_schemas(self, kinds, kubernetes_version: str) -> list[str]:
+        """Preflight: the kinds that have no schema, one line each, before any work is done."""
+        if self.ignore_missing:
+            return []
+        store = self._store(kubernetes_version)
+        return [f"schema: no schema for {kind} {api_version} (Kubernetes {kubernetes_version} built-ins and "
+                f"{', '.join(self.schema_locations) or 'no --schema-location'}): give --schema-location or "
+                f"RENDER_SCHEMA_LOCATION, or import the CRD with `render schemas import`"
+                for api_version, kind in kinds if store.schema_source(api_version, kind) is None]
+
     def check_objects(self, where: str, objects: Iterable[tuple[str, dict]], kubernetes_version: str) -> list[str]:
         store = self._store(kubernetes_version)
         out = []

@@ -193,3 +193,24 @@ def test_a_rebuild_keeps_unchanged_bundles_and_repairs_hand_edits(envs, tmp_path
     assert result.code == 0, result.err
     assert "8 kept as they were" in result.out, result.out
     assert tree_digest(out) == first, "the edited bundle was rendered afresh; the others kept byte for byte"
+
+
+def test_every_emitted_kind_is_in_the_preflight_list(rendered):
+    from renderer.render import EMITTED
+
+    for path in rendered.rglob("*.yaml"):
+        obj = yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)
+        if obj["kind"] != "Kustomization":
+            assert (obj["apiVersion"], obj["kind"]) in EMITTED, path
+
+
+def test_without_custom_resource_schemas_the_run_stops_before_rendering_with_one_line_per_kind(tmp_path, render,
+                                                                                               monkeypatch):
+    monkeypatch.setenv("RENDER_SCHEMA_LOCATION", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    result = render("build", EXAMPLE, "--out", tmp_path / "out", "--offline")
+    assert result.code == 1
+    lines = [line for line in result.err.splitlines() if line.startswith("schema: no schema for ")]
+    assert len(lines) == 9, result.err  # the custom kinds; the built-in ones have schemas
+    assert "schema: no schema for KafkaUser kafka.strimzi.io/v1" in result.err
+    assert not (tmp_path / "out").exists()
