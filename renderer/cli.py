@@ -118,12 +118,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "build":
-            from .pipeline import build, reuse_from_folder
+            from .pipeline import build, deployed_from_folder, reuse_from_folder
             from .write import MARKER
 
             request = _request(args, args.out)
-            if not args.no_cache and (args.out / MARKER).is_file():  # keep what an earlier build wrote for the same inputs
-                request = dataclasses.replace(request, reuse=reuse_from_folder(args.out))
+            if (args.out / MARKER).is_file():  # an earlier build: what runs now, and what can be kept
+                request = dataclasses.replace(request, deployed=deployed_from_folder(args.out))
+                if not args.no_cache:
+                    request = dataclasses.replace(request, reuse=reuse_from_folder(args.out))
             result = build(request)
             _summary(result, args.out, args.format)
             return EXIT_OK

@@ -889,7 +889,7 @@ def _count_bundles(tree: Tree) -> int:
     return sum(1 for p in tree if p.endswith("/bundle.json") and BUNDLE_KEY_RE.match(unit_of(p)))
 
 
-RenderFn = Callable[[Callable], Rendered]
+RenderFn = Callable[[Callable, Callable], Rendered]  # (reuse, deployed) -> rendered files
 
 
 def reuse_from_tree(g: "_Git", tree: Tree) -> Callable:
@@ -913,8 +913,26 @@ def reuse_from_tree(g: "_Git", tree: Tree) -> Callable:
     return reuse
 
 
+def deployed_from_tree(g: "_Git", tree: Tree) -> Callable:
+    """For ``pipeline.BuildRequest.deployed``: each planned bundle's pluginVersion at the head."""
+    def deployed(plans) -> dict:
+        oids = {p.path: tree[f"{p.path}/bundle.json"][1] for p in plans if f"{p.path}/bundle.json" in tree}
+        blobs = g.read_blobs(oids.values())
+        out = {}
+        for path, oid in oids.items():
+            try:
+                version = json.loads(blobs[oid]).get("pluginVersion")
+            except (ValueError, AttributeError):
+                continue
+            if isinstance(version, str):
+                out[path] = version
+        return out
+
+    return deployed
+
+
 def _rendered(render: "Rendered | RenderFn", g: "_Git", tree: Tree) -> Rendered:
-    return render if isinstance(render, Rendered) else render(reuse_from_tree(g, tree))
+    return render if isinstance(render, Rendered) else render(reuse_from_tree(g, tree), deployed_from_tree(g, tree))
 
 
 def commit(render: "Rendered | RenderFn", opts: CommitOptions) -> Outcome:

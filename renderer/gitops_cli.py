@@ -99,7 +99,7 @@ def _bundle(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------ rendering
 
 
-def render(args: argparse.Namespace, reuse=None) -> gitops.Rendered:
+def render(args: argparse.Namespace, reuse=None, deployed=None) -> gitops.Rendered:
     """Render and validate into a temporary folder (all or nothing) and read it back. ``reuse``
     (from ``gitops``) supplies bundles unchanged at the repo's head, by inputDigest."""
     from .cli import _request
@@ -111,7 +111,8 @@ def render(args: argparse.Namespace, reuse=None) -> gitops.Rendered:
         only = request.only
         # the whole environment is rendered even with --only: its argocd/ folder (the AppProject)
         # depends on every bundle, and rendering is cheap; --only limits what is written
-        result = build(dataclasses.replace(request, only=None, reuse=reuse))
+        result = build(dataclasses.replace(request, only=None, reuse=None if args.no_cache else reuse,
+                                           deployed=deployed))
         files = gitops.Rendered.from_folder(out, envs=()).files
     envs = tuple(e.name for e in result.environments)
     installs = {}
@@ -167,13 +168,13 @@ def _options(args: argparse.Namespace, push: bool = False) -> gitops.CommitOptio
 
 
 def cmd_commit(args: argparse.Namespace) -> int:
-    outcome = gitops.commit(lambda reuse: render(args, reuse), _options(args, push=args.push))
+    outcome = gitops.commit(lambda reuse, deployed: render(args, reuse, deployed), _options(args, push=args.push))
     _print_outcome(outcome, args.format, "commit")
     return EXIT_OK
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    report = gitops.diff(lambda reuse: render(args, reuse), _options(args))
+    report = gitops.diff(lambda reuse, deployed: render(args, reuse, deployed), _options(args))
     fmt = args.format
     text = diffmod.format_json(report) if fmt == "json" else diffmod.format_markdown(report) if fmt == "markdown" \
         else diffmod.format_text(report)

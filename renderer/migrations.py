@@ -289,6 +289,21 @@ def rollback_floor(catalog_plugin_dir: Path, version: str) -> str | None:
     return None if best is None else best.text
 
 
+def unsafe_move(catalog_plugin_dir: Path, current: str, target: str) -> str | None:
+    """Why moving a tenant from ``current`` to ``target`` (either way) would break it, or None.
+
+    Safe when ``min(current, target) >= rollback_floor(max(current, target))``: the older of the
+    two can still run on the schema the newer one's migrations leave."""
+    if current == target or not (is_semver(current) and is_semver(target)):
+        return None
+    low, high = sorted((Version(current), Version(target)))
+    floor = rollback_floor(catalog_plugin_dir, high.text)
+    if floor is None or not low < Version(floor):
+        return None
+    return (f"moving from {current} to {target} crosses a contract step: {high.text}'s migrations drop what "
+            f"versions before {floor} still use; move to {floor} first, then to {target}")
+
+
 # --- internals -----------------------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Optional
 
 from . import migrations, verdicts
 from . import verify as verify_stage
-from .errors import InputError, SchemasMissing, ValidationFailed
+from .errors import InputError, Problem, SchemasMissing, ValidationFailed
 from .load import load
 from .policy import policy_files
 from .plan import EnvironmentPlan, fingerprint_files, plan
@@ -52,6 +52,9 @@ class BuildRequest:
     # signature. They are kept instead of rendered when their filesDigest holds.
     reuse: Optional[Callable[[tuple], Mapping[str, tuple]]] = None
     policy_gate: bool = True  # bench/ only, to time the rest alone; the CLI never turns it off
+    # The plugin version each bundle runs now (the GitOps repo's or an earlier output's
+    # bundle.json): a move across a migration contract step is rejected (migrations.unsafe_move).
+    deployed: Optional[Callable[[tuple], Mapping[str, str]]] = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ def build(request: BuildRequest) -> BuildResult:
     if missing:
         raise SchemasMissing(missing)
     selected = tuple(p for e in envs for p in e.bundles if request.only is None or p.key == request.only)
+    if request.deployed is not None:
+        _check_moves(inputs, selected, request.deployed(selected))
     t = time.perf_counter()
     selected = verify_stage.verify(inputs, selected, offline=request.offline,
                                    insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
@@ -183,6 +188,36 @@ def _unrendered_applications(renderer: Renderer, env: EnvironmentPlan, rendered:
             name, obj = renderer.render_application(p)
             out.append((name, dump(obj)))
     return out
+
+
+def _check_moves(inputs, plans, deployed: Mapping[str, str]) -> None:
+    problems = []
+    for p in plans:
+        current = deployed.get(p.path)
+        reason = current and migrations.unsafe_move(p.catalog_dir.parent, current, p.version)
+        if reason:
+            rel = f"{p.env}/tenants/{p.tenant}/plugins/{p.plugin}.yaml"
+            line = next((i.line("spec", "version") for e in inputs.environments if e.name == p.env
+                         for t in e.tenants for i in t.installs if i.path == rel), 0)
+            problems.append(Problem(rel, line, "spec.version", f"{reason} (the bundle runs {current} now)"))
+    if problems:
+        raise InputError(problems)
+
+
+def deployed_from_folder(root: Path) -> Callable[[tuple], dict]:
+    """``BuildRequest.deployed`` from an earlier output: each bundle.json's pluginVersion."""
+    def deployed(plans) -> dict:
+        out = {}
+        for p in plans:
+            try:
+                version = json.loads((root / p.path / "bundle.json").read_bytes()).get("pluginVersion")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(version, str):
+                out[p.path] = version
+        return out
+
+    return deployed
 
 
 def _files(source) -> tuple:
