@@ -18,7 +18,6 @@ from .semver import is_semver
 API_VERSION = "plugins.adapstory.io/v1"
 
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-TENANT_ID_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 SECRET_NAME_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
 VAULT_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -33,22 +32,22 @@ IMAGE_RE = re.compile(
 )
 
 
-def _dns_label(value: str) -> str:
-    if len(value) > 63 or not DNS_LABEL_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS label (lowercase letters, digits and '-', starting and ending "
-            "with a letter or digit, at most 63 characters)"
-        )
-    return value
+def _label(what: str, limit: int):
+    """A lowercase DNS-label-shaped name of at most ``limit`` characters (names, tenant ids)."""
+
+    def check(value: str) -> str:
+        if len(value) > limit or not DNS_LABEL_RE.match(value):
+            raise ValueError(
+                f"{value!r} is not {what} (lowercase letters, digits and '-', starting and ending "
+                f"with a letter or digit, at most {limit} characters)"
+            )
+        return value
+
+    return check
 
 
-def _tenant_id(value: str) -> str:
-    if len(value) > 36 or not TENANT_ID_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a tenant id (lowercase letters, digits and '-', starting and ending "
-            "with a letter or digit, at most 36 characters)"
-        )
-    return value
+_dns_label = _label("a DNS label", 63)
+_tenant_id = _label("a tenant id", 36)
 
 
 def _semver(value: str) -> str:
