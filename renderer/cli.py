@@ -118,7 +118,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "build":
-            from .pipeline import build, deployed_from_folder, reuse_from_folder
+            from .pipeline import build
+            from .previous import deployed_from_folder, reuse_from_folder
             from .write import MARKER
 
             request = _request(args, args.out)

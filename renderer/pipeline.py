@@ -21,6 +21,7 @@ from . import verify as verify_stage
 from .errors import InputError, Problem, SchemasMissing, ValidationFailed
 from .load import load
 from .policy import policy_files
+from .previous import files_of
 from .plan import EnvironmentPlan, fingerprint_files, plan
 from .render import EMITTED, Bundle, Renderer
 from .validate import BundleGates, EnvironmentAudit, bundle_facts
@@ -103,7 +104,7 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
     for p in _worker["plans"][bounds[0]:bounds[1]]:
         # A kept bundle is byte for byte what render wrote for these inputs, and so passed these
         # policies (they are part of inputDigest): only the schema gate runs again on it.
-        kept = Bundle.from_files(p, _files(reuse[p.path])) if p.path in reuse else None
+        kept = Bundle.from_files(p, files_of(reuse[p.path])) if p.path in reuse else None
         bundle = kept or renderer.render_bundle(p)
         gates.warnings.clear()
         violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"],
@@ -129,23 +130,7 @@ def build(request: BuildRequest) -> BuildResult:
     timings: dict[str, float] = {}
     if request.out is not None:
         Staging.check_target(request.out)
-    inputs = load(request.env_dir, request.env)
-    shaping = fingerprint_files(TEMPLATES, *policy_files(POLICIES))  # policy unit tests shape nothing
-    problems: list = []
-    try:
-        envs = plan(inputs, shaping, request.only)
-    except InputError as exc:
-        problems += exc.problems
-    timings["load+plan"] = time.perf_counter() - t0
-    t = time.perf_counter()
-    used = {(i.model.metadata.name, i.model.spec.version) for e in inputs.environments for ti in e.tenants
-            for i in ti.installs if (i.model.metadata.name, i.model.spec.version) in inputs.catalog}
-    findings = migrations.check_catalog(inputs.root / "catalog", used)
-    problems += migrations.as_problems(findings, inputs.root)
-    warnings = [_warning(f, inputs.root) for f in findings if not f.blocking]
-    timings["migrations"] = time.perf_counter() - t
-    if problems:
-        raise InputError(problems)
+    inputs, envs, warnings = _checked_input(request, timings)
 
     preflight = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)
     missing = sorted({line for e in envs for line in preflight.missing_schemas(EMITTED, e.platform.kubernetesVersion)})
@@ -181,6 +166,29 @@ def build(request: BuildRequest) -> BuildResult:
     return result
 
 
+def _checked_input(request: BuildRequest, timings: dict):
+    """load, plan and the migration gate; every problem of the three raised at once."""
+    t = time.perf_counter()
+    inputs = load(request.env_dir, request.env)
+    shaping = fingerprint_files(TEMPLATES, *policy_files(POLICIES))  # policy unit tests shape nothing
+    problems: list = []
+    envs = ()
+    try:
+        envs = plan(inputs, shaping, request.only)
+    except InputError as exc:
+        problems += exc.problems
+    timings["load+plan"] = time.perf_counter() - t
+    t = time.perf_counter()
+    used = {(i.model.metadata.name, i.model.spec.version) for e in inputs.environments for ti in e.tenants
+            for i in ti.installs if (i.model.metadata.name, i.model.spec.version) in inputs.catalog}
+    findings = migrations.check_catalog(inputs.root / "catalog", used)
+    problems += migrations.as_problems(findings, inputs.root)
+    timings["migrations"] = time.perf_counter() - t
+    if problems:
+        raise InputError(problems)
+    return inputs, envs, [_warning(f, inputs.root) for f in findings if not f.blocking]
+
+
 def _unrendered_applications(renderer: Renderer, env: EnvironmentPlan, rendered: set) -> list:
     out = []
     for p in env.bundles:
@@ -202,51 +210,6 @@ def _check_moves(inputs, plans, deployed: Mapping[str, str]) -> None:
             problems.append(Problem(rel, line, "spec.version", f"{reason} (the bundle runs {current} now)"))
     if problems:
         raise InputError(problems)
-
-
-def deployed_from_folder(root: Path) -> Callable[[tuple], dict]:
-    """``BuildRequest.deployed`` from an earlier output: each bundle.json's pluginVersion."""
-    def deployed(plans) -> dict:
-        out = {}
-        for p in plans:
-            try:
-                version = json.loads((root / p.path / "bundle.json").read_bytes()).get("pluginVersion")
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(version, str):
-                out[p.path] = version
-        return out
-
-    return deployed
-
-
-def _files(source) -> tuple:
-    """A kept bundle's files: given as they are, or read from its folder."""
-    if isinstance(source, Path):
-        try:
-            return tuple(sorted((f.name, f.read_bytes()) for f in source.iterdir() if f.is_file()))
-        except OSError:
-            return ()
-    return source
-
-
-def reuse_from_folder(root: Path) -> Callable[[tuple], dict]:
-    """``BuildRequest.reuse`` from a previous `render build` output: the files of each planned
-    bundle whose bundle.json there records the same inputDigest and signature."""
-    from .render import same_inputs
-
-    def reuse(plans) -> dict:
-        out = {}
-        for p in plans:
-            folder = root / p.path
-            try:
-                if same_inputs(p, (folder / "bundle.json").read_bytes()):
-                    out[p.path] = folder  # the worker reads the files
-            except OSError:
-                continue
-        return out
-
-    return reuse
 
 
 def _warning(finding, root: Path) -> str:

@@ -20,6 +20,7 @@ from . import __version__, quantity
 from .errors import InputError, Problem
 from .load import CatalogVersion, EnvironmentInput, Inputs, Source
 from .models import IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant
+from .signatures import registry_prefix_matches
 
 K8S_NAME_LIMIT = 63  # DNS label: namespaces, label values
 PG_NAME_LIMIT = 63  # bytes: PostgreSQL NAMEDATALEN - 1
@@ -103,11 +104,6 @@ class EnvironmentPlan:
     bundles: tuple[BundlePlan, ...]
 
 
-def within_prefix(repository: str, prefix: str) -> bool:
-    """Registry prefixes match whole path segments: .../acme covers .../acme/x, not .../acme-evil."""
-    return repository == prefix or repository.startswith(prefix.rstrip("/") + "/")
-
-
 def _endpoint(name: str, ep) -> EgressRule:
     return EgressRule(
         name, ep.namespace, tuple(sorted(ep.podLabels.items())), tuple((p.port, p.protocol) for p in ep.ports)
@@ -156,7 +152,7 @@ def _check_catalog(inputs: Inputs, problems: list[Problem]) -> None:
             continue
         repo = IMAGE_RE.match(spec.image).group("repo")
         prefixes = publisher.model.spec.registries
-        if not any(within_prefix(repo, p) for p in prefixes):
+        if not any(registry_prefix_matches(repo, p) for p in prefixes):
             problems.append(Problem(src.path, src.line("spec", "image"), "spec.image",
                                     f"image repository {repo!r} is outside publisher {meta.publisher!r}'s registries "
                                     f"({', '.join(prefixes)})"))

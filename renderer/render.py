@@ -55,18 +55,6 @@ TEMPLATE_KINDS = {
 }
 
 
-# What an Application of the `plugins` project may create besides the Namespace: exactly the
-# namespaced kinds these templates can emit (group, kind). A fixed list, so the AppProject does
-# not change when one bundle starts or stops using Kafka or a database.
-NAMESPACED_KINDS = {
-    ("", "ServiceAccount"), ("", "ResourceQuota"), ("", "LimitRange"), ("", "Service"), ("", "ConfigMap"),
-    ("apps", "Deployment"), ("autoscaling", "HorizontalPodAutoscaler"), ("networking.k8s.io", "NetworkPolicy"),
-    ("external-secrets.io", "ExternalSecret"), ("kafka.strimzi.io", "KafkaUser"),
-    ("postgresql.sql.m.crossplane.io", "Role"), ("postgresql.sql.m.crossplane.io", "Schema"),
-    ("postgresql.sql.m.crossplane.io", "Grant"), ("kyverno.io", "Policy"), ("monitoring.coreos.com", "PrometheusRule"),
-}
-
-
 # Every (apiVersion, kind) the templates can emit: the schema gate's preflight checks that each
 # has a schema before anything is rendered (tests check that no emitted object is missing here).
 EMITTED = (
@@ -78,6 +66,11 @@ EMITTED = (
     ("kyverno.io/v1", "Policy"), ("monitoring.coreos.com/v1", "PrometheusRule"),
     ("argoproj.io/v1alpha1", "AppProject"), ("argoproj.io/v1alpha1", "Application"),
 )
+# What an Application of the `plugins` project may create besides the Namespace: exactly the
+# namespaced kinds of a bundle, (group, kind). A fixed list, so the AppProject does not change
+# when one bundle starts or stops using Kafka or a database.
+NAMESPACED_KINDS = frozenset((api.rpartition("/")[0], kind) for api, kind in EMITTED
+                             if kind != "Namespace" and not api.startswith("argoproj.io/"))
 
 
 class TemplateError(RenderError):
