@@ -41,12 +41,14 @@ def _common(p: argparse.ArgumentParser, *, signatures: bool = True) -> None:
         p.add_argument("--offline", action="store_true", help="verify signatures from signature.json only")
         p.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
                        help="use plain HTTP for this registry (repeatable; also $RENDER_INSECURE_REGISTRIES)")
-        p.add_argument("--no-cache", action="store_true", help="ignore the verified-signature cache")
+        p.add_argument("--no-cache", action="store_true",
+                       help="ignore the caches (verified signatures, policy verdicts) and render unchanged bundles again")
         p.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
 
 
 def _build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("env_dir", nargs="?", type=Path, default=DEFAULT_ENV_DIR, metavar="ENV_DIR")
+    p.add_argument("env_dir", nargs="?", type=Path, default=DEFAULT_ENV_DIR, metavar="ENV_DIR",
+                   help="the environments repo's root (default ./environments)")
     p.add_argument("--env", help="only this environment")
     p.add_argument("--only", metavar="TENANT/PLUGIN", help="only this bundle")
     _common(p)
