@@ -2,7 +2,8 @@
 
 cli -> **pipeline** -> load -> plan -> verify -> render -> validate -> write.
 Rendering and validation of bundles are independent of each other, so they run in worker
-processes (one per core) in chunks; the parent streams their files into the staging folder.
+processes (one per core) in chunks; each worker writes its bundles into the staging folder, and
+the parent gathers what the environment-wide checks need.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .plan import EnvironmentPlan, fingerprint_files, plan
 from .render import EMITTED, Bundle, Renderer
 from .validate import BundleGates, EnvironmentAudit, bundle_facts
 from .write import Staging
-from .yamlio import dump
+from .yamlio import dump, parse_rendered
 
 PROJECT = Path(__file__).resolve().parent.parent
 TEMPLATES = PROJECT / "templates"
@@ -132,8 +133,8 @@ def build(request: BuildRequest) -> BuildResult:
         Staging.check_target(request.out)
     inputs, envs, warnings = _checked_input(request, timings)
 
-    preflight = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)
-    missing = sorted({line for e in envs for line in preflight.missing_schemas(EMITTED, e.platform.kubernetesVersion)})
+    gates = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)  # the parent's
+    missing = sorted({line for e in envs for line in gates.missing_schemas(EMITTED, e.platform.kubernetesVersion)})
     if missing:
         raise SchemasMissing(missing)
     selected = tuple(p for e in envs for p in e.bundles if request.only is None or p.key == request.only)
@@ -151,7 +152,7 @@ def build(request: BuildRequest) -> BuildResult:
         owned = {e.name for e in envs}
     staging = Staging(request.out, owned) if request.out is not None else None
     try:
-        result = _render_all(request, envs, selected, staging, timings)
+        result = _render_all(request, envs, selected, staging, gates, timings)
         if staging is not None:
             t = time.perf_counter()
             staging.commit()
@@ -220,7 +221,8 @@ def _warning(finding, root: Path) -> str:
     return f"{path}:{finding.line}: migrations: {finding.rule}: {finding.message}"
 
 
-def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], timings: dict) -> BuildResult:
+def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], gates: BundleGates,
+                timings: dict) -> BuildResult:
     t = time.perf_counter()
     plans = list(plans)
     jobs = request.jobs or os.cpu_count() or 1
@@ -247,7 +249,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         if request.progress:
             request.progress(done, len(plans))
 
-    policy_digest = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES).policy_digest
+    policy_digest = gates.policy_digest
     known = verdicts.load_passed(request.cache_dir, policy_digest)
     passed_now: list[str] = []
     reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
@@ -266,8 +268,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     timings["render+validate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    renderer = _worker.get("renderer") or Renderer(TEMPLATES)
-    gates = _worker.get("gates") or BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)
+    renderer = Renderer(TEMPLATES)
     for env in envs:
         project = renderer.render_project(env)
         violations.extend(gates.check_objects(f"{env.name}/argocd", [project], env.platform.kubernetesVersion))
@@ -315,8 +316,6 @@ def validate_folder(folder: Path, *, kubernetes_version: str = DEFAULT_KUBERNETE
     """`render validate DIR`: the schema, policy and isolation gates on a folder of rendered
     bundles (any producer). Each bundle's identity comes from its bundle.json and labels.
     Returns the number of bundles checked; raises ``ValidationFailed`` listing every violation."""
-    from .yamlio import parse_rendered
-
     gates = BundleGates(schema_locations, ignore_missing_schemas, POLICIES)
     violations: list[str] = []
     count = 0
