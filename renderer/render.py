@@ -381,12 +381,13 @@ def same_inputs(plan: BundlePlan, previous_bundle_json: bytes) -> bool:
     return isinstance(doc, dict) and doc.get("inputDigest") == plan.input_digest and doc.get("signature") == want_sig
 
 
-def files_digest(files) -> str:
-    """sha256 over the bundle's files but bundle.json (names and bytes): recorded in bundle.json,
-    so a kept bundle is known to be byte for byte what render wrote for its inputDigest."""
+def files_digest(files, skip: tuple = ("bundle.json",)) -> str:
+    """sha256 over a bundle's files (names and bytes), by default all but bundle.json: recorded
+    in bundle.json, so a kept bundle is known to be byte for byte what render wrote for its
+    inputDigest; with ``skip=()`` it keys the policy verdict cache (``validate.policy_key``)."""
     h = hashlib.sha256()
     for name, data in sorted(files):
-        if name != "bundle.json":
+        if name not in skip:
             h.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
     return "sha256:" + h.hexdigest()
 

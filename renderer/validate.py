@@ -18,16 +18,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from .plan import fingerprint_files
 from .policy import PolicyEngine, policy_files
+from .render import files_digest
 from .schemas import SchemaStore
 
 
 def policy_key(policy_digest: str, files: Sequence[tuple[str, bytes]]) -> str:
     """The policy verdict of a bundle depends on the policies and the bundle's bytes, nothing else."""
-    h = hashlib.sha256(policy_digest.encode())
-    for name, data in files:
-        h.update(b"\0" + name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
-    return h.hexdigest()
+    return hashlib.sha256(f"{policy_digest}\0{files_digest(files, skip=())}".encode()).hexdigest()
 
 
 def _id(obj: dict) -> str:
@@ -85,10 +84,7 @@ class BundleGates:
     @property
     def policy_digest(self) -> str:
         if self._policy_digest is None:
-            h = hashlib.sha256()
-            for path in policy_files(self.policies_dir):
-                h.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-            self._policy_digest = h.hexdigest()
+            self._policy_digest = fingerprint_files(*policy_files(self.policies_dir))
         return self._policy_digest
 
     def check_policies(self, where: str, objects: Sequence[tuple[str, dict]], bundle_json: Optional[dict]) -> list[str]:
