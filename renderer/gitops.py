@@ -46,6 +46,7 @@ import git  # GitPython: the only import of git in the project
 from . import __version__
 from . import diff as diffmod
 from .errors import OutsideSystemError, RefusingToProceed, UsageError
+from .previous import plugin_version
 
 RENDERER = "plugin-bundle-renderer"
 DEFAULT_NAME = RENDERER
@@ -918,15 +919,8 @@ def deployed_from_tree(g: "_Git", tree: Tree) -> Callable:
     def deployed(plans) -> dict:
         oids = {p.path: tree[f"{p.path}/bundle.json"][1] for p in plans if f"{p.path}/bundle.json" in tree}
         blobs = g.read_blobs(oids.values())
-        out = {}
-        for path, oid in oids.items():
-            try:
-                version = json.loads(blobs[oid]).get("pluginVersion")
-            except (ValueError, AttributeError):
-                continue
-            if isinstance(version, str):
-                out[path] = version
-        return out
+        versions = {path: plugin_version(blobs[oid]) for path, oid in oids.items()}
+        return {path: v for path, v in versions.items() if v}
 
     return deployed
 

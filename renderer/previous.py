@@ -48,11 +48,20 @@ def deployed_from_folder(root: Path) -> Callable[[tuple], dict]:
         out = {}
         for p in plans:
             try:
-                version = json.loads((root / p.path / "bundle.json").read_bytes()).get("pluginVersion")
-            except (OSError, ValueError, AttributeError):
+                version = plugin_version((root / p.path / "bundle.json").read_bytes())
+            except OSError:
                 continue
-            if isinstance(version, str):
+            if version:
                 out[p.path] = version
         return out
 
     return deployed
+
+
+def plugin_version(bundle_json: bytes) -> str | None:
+    """The pluginVersion a bundle.json records (None when unreadable)."""
+    try:
+        version = json.loads(bundle_json).get("pluginVersion")
+    except (ValueError, AttributeError):
+        return None
+    return version if isinstance(version, str) else None
