@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from generate import generate  # noqa: E402
-from renderer.load import load  # noqa: E402
-from renderer.plan import plan  # noqa: E402
-from renderer.policy import PolicyEngine, _to_input  # noqa: E402
-from renderer.render import Renderer  # noqa: E402
+from renderer.pipeline.load import load  # noqa: E402
+from renderer.pipeline.plan import plan  # noqa: E402
+from renderer.gates.policy import PolicyEngine, _to_input  # noqa: E402
+from renderer.pipeline.render import Renderer  # noqa: E402
 
 PROJECT = 10_000
 

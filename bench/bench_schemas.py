@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from renderer.schemas import SchemaStore, locations_from_env  # noqa: E402
+from renderer.gates.schemas import SchemaStore, locations_from_env  # noqa: E402
 from schema_samples import KUBERNETES_VERSION, bundle  # noqa: E402
 
 DEFAULT_CRDS = REPO.parent / "shared" / "schemas" / "crds"

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from renderer import cli
-
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "environments"
 # CI runs in a fresh clone with a copy of shared/ beside it: <repo>/../shared/schemas/crds

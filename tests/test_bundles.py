@@ -19,7 +19,6 @@ GOLDEN = REPO / "tests" / "golden"
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> Path:
     from renderer import cli
-
     out = tmp_path_factory.mktemp("rendered") / "out"
     code = cli.main(["build", str(EXAMPLE), "--out", str(out), "--offline", "--no-cache"])
     assert code == 0
@@ -57,7 +56,7 @@ def test_every_bundle_builds_with_kubectl_kustomize(rendered):
 
 
 def test_every_emitted_object_passes_the_strict_schemas(rendered):
-    from renderer.schemas import SchemaStore, locations_from_env
+    from renderer.gates.schemas import SchemaStore, locations_from_env
 
     store = SchemaStore("1.33", locations_from_env())
     count = 0
@@ -120,7 +119,7 @@ def test_the_appproject_allows_only_namespace_as_cluster_scoped_and_only_bundle_
     bundle_namespaces = {yaml.load(p.read_bytes(), Loader=yaml.CSafeLoader)["metadata"]["name"]
                          for p in rendered.glob("prod/plugins/*/*/namespace-*.yaml")}
     assert namespaces == bundle_namespaces | {"kafka"}
-    from renderer.render import NAMESPACED_KINDS
+    from renderer.pipeline.render import NAMESPACED_KINDS
 
     whitelist = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
     assert whitelist == NAMESPACED_KINDS
@@ -167,7 +166,7 @@ def test_admission_checks_the_same_key_repository_and_tlog_stance_that_render_ve
 
     from cryptography.hazmat.primitives import serialization
 
-    from renderer.registry import parse_image
+    from renderer.trust.registry import parse_image
 
     for bundle in sorted(rendered.glob("*/plugins/*/*")):
         meta = json.loads((bundle / "bundle.json").read_text())
@@ -196,7 +195,7 @@ def test_a_rebuild_keeps_unchanged_bundles_and_repairs_hand_edits(envs, tmp_path
 
 
 def test_every_emitted_kind_is_in_the_preflight_list(rendered):
-    from renderer.render import EMITTED
+    from renderer.pipeline.render import EMITTED
 
     for path in rendered.rglob("*.yaml"):
         obj = yaml.load(path.read_bytes(), Loader=yaml.CSafeLoader)

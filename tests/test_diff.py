@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from git_fixtures import edit_install, env_dir, git, git_daemon, remove_install, render, signing_key  # noqa: F401
-from renderer import diff
-from renderer.diff import FileChange
+from renderer.gitops import report as diff
+from renderer.gitops.report import FileChange
 
 B = "prod/plugins/acme-school/quiz"
 

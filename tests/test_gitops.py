@@ -32,8 +32,9 @@ from git_fixtures import (  # noqa: F401  (fixtures are used by name)
     render_argv,
     signing_key,
 )
-from renderer import __version__, gitops
-from renderer.errors import EXIT_REJECTED
+from renderer import __version__
+from renderer.gitops import repo as gitops
+from renderer.core.errors import EXIT_REJECTED
 
 PROD_QUIZ = ("prod", "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d", "quiz-generator")  # 1.2.0 in the example
 PROD_GRADES = ("prod", "riverside-academy", "grade-sync")
@@ -63,7 +64,7 @@ def files_of(folder: Path) -> dict[str, bytes]:
 
 def build(env: Path, out: Path) -> dict[str, bytes]:
     """What `render build` writes for ``env``: the reference a commit must equal."""
-    from renderer.cli import main
+    from renderer.cli.main import main
 
     with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
         assert main(["build", str(env), "--out", str(out), "--offline"]) == 0
@@ -114,7 +115,7 @@ def test_an_unchanged_input_makes_no_commit_and_says_so(render, env_dir, tmp_pat
 
 
 def test_unchanged_bundles_are_recognised_by_input_digest_without_rendering_them(render, env_dir, tmp_path, monkeypatch):
-    from renderer.render import Renderer
+    from renderer.pipeline.render import Renderer
 
     repo = tmp_path / "gitops"
     assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
@@ -337,8 +338,8 @@ def _interleave(monkeypatch, competing):
 def _rendered(env: Path) -> gitops.Rendered:
     import argparse
 
-    from renderer.cli import _build_args
-    from renderer.gitops_cli import render as render_env
+    from renderer.cli.main import _build_args
+    from renderer.flows.legacy import render as render_env
 
     p = argparse.ArgumentParser()
     _build_args(p)

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from conftest import EXAMPLE
-from renderer.validate import EnvironmentAudit, bundle_facts
-from renderer.yamlio import dump
+from renderer.pipeline.validate import EnvironmentAudit, bundle_facts
+from renderer.core.yamlio import dump
 
 A = "dev/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/quiz-generator"
 B = "dev/plugins/riverside-academy/quiz-generator"
@@ -22,7 +22,6 @@ A_TENANT = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory) -> Path:
     from renderer import cli
-
     out = tmp_path_factory.mktemp("iso") / "out"
     assert cli.main(["build", str(EXAMPLE), "--out", str(out), "--offline"]) == 0
     return out

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from renderer import migrations
-from renderer.errors import Problem
-from renderer.migrations import (
+from renderer.gates import migrations
+from renderer.core.errors import Problem
+from renderer.gates.migrations import (
     MigrationFinding,
     SquawkFailed,
     as_problems,

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from renderer.plan import label_value, shorten
+from renderer.pipeline.plan import label_value, shorten
 
 LONG_PLUGIN = "a-very-long-plugin-name-that-keeps-going-and-going-for-ever-x"  # 61 chars, a DNS label
 
@@ -61,8 +61,8 @@ def test_long_tenant_and_plugin_names_render_within_limits(envs, tmp_path, rende
     dst = envs / f"dev/tenants/{tenant}"
     shutil.copytree(src, dst)
     (dst / "tenant.yaml").write_text((dst / "tenant.yaml").read_text().replace("riverside-academy", tenant))
-    from renderer.load import load
-    from renderer.plan import plan
+    from renderer.pipeline.load import load
+    from renderer.pipeline.plan import plan
 
     envs_plan = plan(load(envs), "x")
     names = [b.names for e in envs_plan for b in e.bundles if b.tenant == tenant]

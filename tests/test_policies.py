@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE, REPO
-from renderer.load import load
-from renderer.plan import plan
-from renderer.policy import PolicyEngine, PolicyError, run_policy_unit_tests
-from renderer.render import Renderer
+from renderer.pipeline.load import load
+from renderer.pipeline.plan import plan
+from renderer.gates.policy import PolicyEngine, PolicyError, run_policy_unit_tests
+from renderer.pipeline.render import Renderer
 
 POLICIES = REPO / "policies"
 FULL = "dev/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/quiz-generator"  # secrets, Kafka, database

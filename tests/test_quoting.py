@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from renderer.load import load
-from renderer.plan import plan
-from renderer.quoting import quote
-from renderer.render import Renderer, TemplateError
+from renderer.pipeline.load import load
+from renderer.pipeline.plan import plan
+from renderer.core.quoting import quote
+from renderer.pipeline.render import Renderer, TemplateError
 
 HOSTILE = [
     pytest.param("x\n        - name: INJECTED\n          value: yes", id="newline-and-list-item"),

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from renderer.crdschemas import CrdImportError, import_crds, load_crds
-from renderer.errors import OutsideSystemError, RenderError
-from renderer.schemas import (
+from renderer.gates.crdschemas import CrdImportError, import_crds, load_crds
+from renderer.core.errors import OutsideSystemError, RenderError
+from renderer.gates.schemas import (
     SchemaSetupError,
     SchemaStore,
     SchemaViolation,

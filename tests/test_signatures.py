@@ -33,9 +33,9 @@ from registry_fixtures import (  # noqa: F401  (fixtures are used by name)
     registry,
     signed_image,
 )
-from renderer.errors import EXIT_OUTSIDE, EXIT_REJECTED, OutsideSystemError, SignatureError
-from renderer.registry import ImageRef, parse_image, sha256_digest
-from renderer.signatures import (
+from renderer.core.errors import EXIT_OUTSIDE, EXIT_REJECTED, OutsideSystemError, SignatureError
+from renderer.trust.registry import ImageRef, parse_image, sha256_digest
+from renderer.trust.signatures import (
     SIGNATURE_ANNOTATION,
     TLOG_SETTINGS,
     KeylessTrust,
@@ -544,7 +544,7 @@ def test_a_cache_entry_copied_onto_another_image_is_not_trusted(proxied_image, c
     entry = json.loads(entry_file.read_text())
     ref_b = parse_image(b)
     # an attacker with write access to the cache makes an entry for b from a's evidence
-    from renderer.signatures import _cache_path
+    from renderer.trust.signatures import _cache_path
 
     forged = _cache_path(tmp_path, ref_b, trust_for(cosign_keys).fingerprint)
     forged.parent.mkdir(parents=True, exist_ok=True)
@@ -721,7 +721,7 @@ def test_only_a_simple_signing_payload_naming_this_image_is_accepted(tmp_path, p
 
 
 def test_credentials_are_found_in_the_environment_then_docker_config_then_a_helper(tmp_path, monkeypatch):
-    from renderer.registry import Credentials, credentials_for
+    from renderer.trust.registry import Credentials, credentials_for
 
     helper = tmp_path / "bin" / "docker-credential-render-test"
     helper.parent.mkdir()

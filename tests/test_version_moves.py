@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from renderer.migrations import unsafe_move
+from renderer.gates.migrations import unsafe_move
 
 T1 = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"
 CONTRACT = """-- contract-since: 1.3.0

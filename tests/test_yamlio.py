@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from renderer.yamlio import dump, dump_reference, parse_rendered, parse_rendered_reference
+from renderer.core.yamlio import dump, dump_reference, parse_rendered, parse_rendered_reference
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 TRICKY = ["", "yes", "no", "on", "null", "~", "1", "1.0", "0x1f", "1e3", "-", "- x", "a: b", "#c", "x #c", "k8s-app",

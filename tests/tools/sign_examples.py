@@ -38,9 +38,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import yaml  # noqa: E402
 
 import registry_fixtures as rf  # noqa: E402
-from renderer.errors import RenderError  # noqa: E402
-from renderer.registry import parse_image  # noqa: E402
-from renderer.signatures import trust_from_publisher_spec, verify_image  # noqa: E402
+from renderer.core.errors import RenderError  # noqa: E402
+from renderer.trust.registry import parse_image  # noqa: E402
+from renderer.trust.signatures import trust_from_publisher_spec, verify_image  # noqa: E402
 
 KEYS = REPO / "tests" / "keys"
 FIXED_TIME = "2024-01-01T00:00:00Z"

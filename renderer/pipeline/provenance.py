@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from .render import same_inputs
+from renderer.pipeline.render import same_inputs
 
 
 def files_of(source) -> tuple:

@@ -12,8 +12,8 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from . import quantity
-from .semver import is_semver
+from renderer.core import quantity
+from renderer.core.semver import is_semver
 
 API_VERSION = "plugins.adapstory.io/v1"
 

@@ -43,10 +43,10 @@ from typing import Callable, Iterator, Mapping, Optional
 
 import git  # GitPython: the only import of git in the project
 
-from . import __version__
-from . import diff as diffmod
-from .errors import OutsideSystemError, RefusingToProceed, UsageError
-from .previous import plugin_version
+from renderer import __version__
+from renderer.gitops import report as diffmod
+from renderer.core.errors import OutsideSystemError, RefusingToProceed, UsageError
+from renderer.pipeline.provenance import plugin_version
 
 RENDERER = "plugin-bundle-renderer"
 DEFAULT_NAME = RENDERER
@@ -896,7 +896,7 @@ RenderFn = Callable[[Callable, Callable], Rendered]  # (reuse, deployed) -> rend
 def reuse_from_tree(g: "_Git", tree: Tree) -> Callable:
     """For ``pipeline.BuildRequest.reuse``: the files, at the repo's head, of the bundles whose
     bundle.json records the plan's inputDigest and signature (read in two batched git calls)."""
-    from .render import same_inputs
+    from renderer.pipeline.render import same_inputs
 
     def reuse(plans) -> dict:
         want = {p.path: p for p in plans}

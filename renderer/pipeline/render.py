@@ -19,12 +19,12 @@ from typing import Optional
 import jinja2
 import yaml
 
-from . import quantity
-from .errors import RenderError
-from .plan import BundlePlan, EnvironmentPlan, label_value
-from .quoting import quote
-from .signatures import TLOG_SETTINGS
-from .yamlio import dump, parse_rendered
+from renderer.core import quantity
+from renderer.core.errors import RenderError
+from renderer.pipeline.plan import BundlePlan, EnvironmentPlan, label_value
+from renderer.core.quoting import quote
+from renderer.trust.signatures import TLOG_SETTINGS
+from renderer.core.yamlio import dump, parse_rendered
 
 MANAGED_BY = "plugin-bundle-renderer"
 TOKEN_DIR = "/var/run/secrets/adapstory"

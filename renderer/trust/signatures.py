@@ -52,8 +52,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from .errors import SignatureError
-from .registry import (
+from renderer.core.errors import SignatureError
+from renderer.trust.registry import (
     DEFAULT_ATTEMPTS,
     DEFAULT_BACKOFF,
     DEFAULT_TIMEOUT,

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from . import __version__
-from .errors import EXIT_OK, EXIT_USAGE, RenderError, UsageError
+from renderer import __version__
+from renderer.core.errors import EXIT_OK, EXIT_USAGE, RenderError, UsageError
 
 DEFAULT_ENV_DIR = Path("environments")
 DEFAULT_OUT = Path("rendered")
@@ -61,7 +61,7 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="render and validate into a folder")
     _build_args(b)
     b.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
-    from .gitops_cli import register
+    from renderer.flows.legacy import register
 
     register(sub, _build_args)  # commit, diff, mark-good, rollback
     v = sub.add_parser("validate", help="schema, policy and isolation gates on a folder of rendered bundles")
@@ -80,8 +80,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _request(args: argparse.Namespace, out: Optional[Path]):
-    from .pipeline import BuildRequest, progress_printer
-    from .signatures import default_cache_dir
+    from renderer.pipeline.build import BuildRequest, progress_printer
+    from renderer.trust.signatures import default_cache_dir
 
     if args.only is not None and args.only.count("/") != 1:
         raise UsageError(f"render: error: --only takes TENANT/PLUGIN, got {args.only!r}")
@@ -120,9 +120,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser().parse_args(argv)
     try:
         if args.command == "build":
-            from .pipeline import build
-            from .previous import deployed_from_folder, reuse_from_folder
-            from .write import MARKER
+            from renderer.pipeline.build import build
+            from renderer.pipeline.provenance import deployed_from_folder, reuse_from_folder
+            from renderer.pipeline.write import MARKER
 
             request = _request(args, args.out)
             if (args.out / MARKER).is_file():  # an earlier build: what runs now, and what can be kept
@@ -135,7 +135,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if getattr(args, "func", None):
             return args.func(args)
         if args.command == "validate":
-            from .pipeline import DEFAULT_KUBERNETES_VERSION, validate_folder
+            from renderer.pipeline.build import DEFAULT_KUBERNETES_VERSION, validate_folder
 
             count = validate_folder(
                 args.folder, kubernetes_version=args.kubernetes_version or DEFAULT_KUBERNETES_VERSION,
@@ -147,7 +147,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 print(f"{count} bundles in {args.folder} passed the schema, policy and isolation gates")
             return EXIT_OK
         if args.command == "schemas":
-            from .crdschemas import import_crds
+            from renderer.gates.crdschemas import import_crds
 
             versions = args.versions.split(",") if args.versions else None
             written = import_crds(args.crds, args.to, versions=versions)

@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Iterable
 
-from .errors import RefusingToProceed
+from renderer.core.errors import RefusingToProceed
 
 MARKER = ".render-output"
 MARKER_TEXT = b"This folder is written by `render build`; edits here are overwritten.\n"

@@ -54,7 +54,7 @@ import jsonschema
 import jsonschema_rs
 import referencing
 
-from renderer.errors import OutsideSystemError, RenderError
+from renderer.core.errors import OutsideSystemError, RenderError
 
 __all__ = [
     "SchemaSetupError",

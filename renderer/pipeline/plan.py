@@ -16,11 +16,13 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional
 
-from . import __version__, quantity
-from .errors import InputError, Problem
-from .load import CatalogVersion, EnvironmentInput, Inputs, Source
-from .models import IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant
-from .signatures import registry_prefix_matches
+from renderer import __version__
+
+from renderer.core import quantity
+from renderer.core.errors import InputError, Problem
+from renderer.pipeline.load import CatalogVersion, EnvironmentInput, Inputs, Source
+from renderer.pipeline.models import IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant
+from renderer.trust.signatures import registry_prefix_matches
 
 K8S_NAME_LIMIT = 63  # DNS label: namespaces, label values
 PG_NAME_LIMIT = 63  # bytes: PostgreSQL NAMEDATALEN - 1

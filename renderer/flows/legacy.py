@@ -18,9 +18,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import diff as diffmod
-from . import gitops
-from .errors import EXIT_OK, InputError, Problem, UsageError
+from renderer.gitops import report as diffmod
+from renderer.gitops import repo as gitops
+from renderer.core.errors import EXIT_OK, InputError, Problem, UsageError
 
 MAX_DELETE_ENV = "RENDER_MAX_DELETE_SHARE"
 LIST_LIMIT = 25  # bundles listed in text output
@@ -102,8 +102,8 @@ def _bundle(p: argparse.ArgumentParser) -> None:
 def render(args: argparse.Namespace, reuse=None, deployed=None) -> gitops.Rendered:
     """Render and validate into a temporary folder (all or nothing) and read it back. ``reuse``
     (from ``gitops``) supplies bundles unchanged at the repo's head, by inputDigest."""
-    from .cli import _request
-    from .pipeline import build
+    from renderer.cli.main import _request
+    from renderer.pipeline.build import build
 
     with tempfile.TemporaryDirectory(prefix="render-gitops-out-") as tmp:
         out = Path(tmp) / "out"

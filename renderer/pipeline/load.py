@@ -14,9 +14,9 @@ from typing import Generic, Optional, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import InputError, Problem
-from .models import DNS_LABEL_RE, Platform, Plugin, PluginInstall, Publisher, Tenant
-from .yamlio import Document, YamlProblem, field_name, load_document
+from renderer.core.errors import InputError, Problem
+from renderer.pipeline.models import DNS_LABEL_RE, Platform, Plugin, PluginInstall, Publisher, Tenant
+from renderer.core.yamlio import Document, YamlProblem, field_name, load_document
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from renderer.errors import RenderError
+from renderer.core.errors import RenderError
 
 __all__ = ["CrdImportError", "convert_crd", "import_crds", "load_crds"]
 

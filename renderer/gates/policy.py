@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 import regopy
 
-from .errors import RenderError
+from renderer.core.errors import RenderError
 
 PACKAGE = "main"
 QUERY = "deny := [m | some m in data.main.deny]; warn := [m | some m in data.main.warn]"

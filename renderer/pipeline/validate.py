@@ -18,10 +18,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from .plan import fingerprint_files
-from .policy import PolicyEngine, policy_files
-from .render import files_digest
-from .schemas import SchemaStore
+from renderer.pipeline.plan import fingerprint_files
+from renderer.gates.policy import PolicyEngine, policy_files
+from renderer.pipeline.render import files_digest
+from renderer.gates.schemas import SchemaStore
 
 
 def policy_key(policy_digest: str, files: Sequence[tuple[str, bytes]]) -> str:

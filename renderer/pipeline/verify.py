@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from . import signatures
-from .errors import InputError, Problem, SignatureError
-from .load import Inputs
-from .plan import BundlePlan
+from renderer.trust import signatures
+from renderer.core.errors import InputError, Problem, SignatureError
+from renderer.pipeline.load import Inputs
+from renderer.pipeline.plan import BundlePlan
 
 
 def verify(inputs: Inputs, plans: tuple[BundlePlan, ...], *, offline: bool,

@@ -17,21 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-from . import migrations, verdicts
-from . import verify as verify_stage
-from .errors import InputError, Problem, SchemasMissing, ValidationFailed
-from .load import load
-from .policy import policy_files
-from .previous import files_of
-from .plan import EnvironmentPlan, fingerprint_files, plan
-from .render import EMITTED, Bundle, Renderer
-from .validate import BundleGates, EnvironmentAudit, bundle_facts
-from .write import Staging
-from .yamlio import dump, parse_rendered
+from renderer.gates import migrations
 
-PROJECT = Path(__file__).resolve().parent.parent
-TEMPLATES = PROJECT / "templates"
-POLICIES = PROJECT / "policies"
+from renderer.gates import verdicts
+from renderer.pipeline import verify as verify_stage
+from renderer.core.errors import InputError, Problem, SchemasMissing, ValidationFailed
+from renderer.pipeline.load import load
+from renderer.gates.policy import policy_files
+from renderer.pipeline.provenance import files_of
+from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
+from renderer.pipeline.render import EMITTED, Bundle, Renderer
+from renderer.pipeline.validate import BundleGates, EnvironmentAudit, bundle_facts
+from renderer.pipeline.write import Staging
+from renderer.core.resources import POLICIES, TEMPLATES
+from renderer.core.yamlio import dump, parse_rendered
+
 PARALLEL_THRESHOLD = 64  # below this many bundles, worker start-up costs more than it saves
 CHUNK = 32
 

@@ -65,8 +65,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from renderer.errors import EXIT_OUTSIDE, Problem, RenderError
-from renderer.semver import Version, is_semver
+from renderer.core.errors import EXIT_OUTSIDE, Problem, RenderError
+from renderer.core.semver import Version, is_semver
 
 # Squawk rules whose statements break code written for the schema before them (verified against
 # squawk 2.70.0). Each removes, renames, moves or retypes something the old version names, or
