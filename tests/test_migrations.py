@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from renderer.gates import migrations
-from renderer.core.errors import Problem
+from renderer.core.errors import Finding
 from renderer.gates.migrations import (
     MigrationFinding,
     SquawkFailed,
@@ -380,7 +380,7 @@ def test_blocking_findings_become_problems_relative_to_the_environments_repo(tmp
     assert [(p.path, p.line, p.field) for p in problems] == [
         ("catalog/quiz/1.1.0/migrations/002_change.sql", 3, "migrations: ban-drop-column")
     ]
-    assert isinstance(problems[0], Problem)
+    assert isinstance(problems[0], Finding)
     assert str(problems[0]).startswith("catalog/quiz/1.1.0/migrations/002_change.sql:3: migrations: ban-drop-column: ")
 
 

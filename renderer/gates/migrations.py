@@ -65,7 +65,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from renderer.core.errors import EXIT_OUTSIDE, Problem, RenderError
+from renderer.core.errors import Problem, RendererBroken
 from renderer.core.semver import Version, is_semver
 
 # Squawk rules whose statements break code written for the schema before them (verified against
@@ -134,11 +134,10 @@ class _Raw:
     message: str
 
 
-class SquawkFailed(RenderError):
+class SquawkFailed(RendererBroken):
     """Squawk is missing, crashed or printed something that is not its JSON report."""
 
-    exit_code = EXIT_OUTSIDE
-    hint = "reinstall the renderer with its dependencies (pip package squawk-cli) and run again"
+    hint = "an installation problem of render: reinstall it with its dependencies (pip package squawk-cli) and run again"
 
 
 def squawk_path() -> str:

@@ -1,0 +1,42 @@
+"""The commit server: rendered files in, one commit out (Argo CD's commit-server idea).
+
+Where it sits: below ``flows``; imports only ``core`` (and GitPython, in ``gitops.git`` alone).
+It never renders and never calls up into rendering: ``flows`` snapshots the head with
+``open_repo(...).snapshot()``, renders, and hands back a ``CommitRequest``.
+
+Modules: ``git`` (plumbing, isolated from the caller's git config), ``workspace`` (local repo or
+private clone, lock, journal), ``changes`` (units, managed-repo checks, planning and re-applying a
+change), ``publish`` (``open_repo``, ``Repo.snapshot/commit/diff``), ``ledger`` (known-good,
+rollback, holds), ``texts`` (commit messages, generated files), ``report`` (diffs for people).
+"""
+
+from renderer.gitops.changes import Change, Conflict, rebase
+from renderer.gitops.git import GitFailed, is_url
+from renderer.gitops.ledger import (
+                                     KnownGood,
+                                     known_good,
+                                     mark_good,
+                                     read_known_good,
+                                     rollback,
+)
+from renderer.gitops.publish import (
+                                     DEFAULT_ATTEMPTS,
+                                     DEFAULT_MAX_DELETE_SHARE,
+                                     CommitOptions,
+                                     CommitRequest,
+                                     Outcome,
+                                     Published,
+                                     Repo,
+                                     Snapshot,
+                                     commit,
+                                     open_repo,
+)
+from renderer.gitops.request import Rendered
+from renderer.gitops.texts import commit_message, versions
+from renderer.gitops.workspace import JOURNAL, LEDGER_BRANCH, Workspace, workspace
+
+__all__ = [
+    "Change", "CommitOptions", "CommitRequest", "Conflict", "JOURNAL", "Workspace", "commit", "rebase", "DEFAULT_ATTEMPTS", "DEFAULT_MAX_DELETE_SHARE", "GitFailed",
+    "KnownGood", "LEDGER_BRANCH", "Outcome", "Published", "Rendered", "Repo", "Snapshot", "commit_message",
+    "is_url", "known_good", "mark_good", "open_repo", "read_known_good", "rollback", "versions", "workspace",
+]

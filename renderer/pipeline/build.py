@@ -8,7 +8,6 @@ the parent gathers what the environment-wide checks need.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sys
@@ -27,10 +26,11 @@ from renderer.gates.policy import policy_files
 from renderer.pipeline.provenance import files_of
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
 from renderer.pipeline.render import EMITTED, Bundle, Renderer
-from renderer.pipeline.validate import BundleGates, EnvironmentAudit, bundle_facts
+from renderer.pipeline.validate import BundleGates, EnvironmentAudit
 from renderer.pipeline.write import Staging
+from renderer.core import layout
 from renderer.core.resources import POLICIES, TEMPLATES
-from renderer.core.yamlio import dump, parse_rendered
+from renderer.core.yamlio import dump
 
 PARALLEL_THRESHOLD = 64  # below this many bundles, worker start-up costs more than it saves
 CHUNK = 32
@@ -276,12 +276,15 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
         violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name],
                                            project if request.only is None else None).violations())
+        root = renderer.render_root(env)
+        violations.extend(gates.check_objects(layout.bootstrap_dir(env.name), [root], env.platform.kubernetesVersion))
         if staging is not None:
+            staging.write_folder(layout.bootstrap_dir(env.name), [(root[0], dump(root[1]))])
             files = [(project[0], dump(project[1]))] + apps_by_env[env.name]
             if request.only is not None:  # keep the Applications of the bundles this run did not render
                 files += _unrendered_applications(renderer, env, {p.path for p in plans})
             staging.write_folder(f"{env.name}/argocd", sorted(files))
-        result.objects += 1 + len(apps_by_env[env.name])
+        result.objects += 2 + len(apps_by_env[env.name])
     timings["argocd+audit"] = time.perf_counter() - t
     if violations:
         raise ValidationFailed(sorted(violations))
@@ -306,68 +309,3 @@ def progress_printer(stream=None) -> Optional[Callable[[int, int], None]]:
             stream.flush()
 
     return show
-
-
-DEFAULT_KUBERNETES_VERSION = "1.33"
-
-
-def validate_folder(folder: Path, *, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
-                    schema_locations: tuple[str, ...] = (), ignore_missing_schemas: bool = False) -> int:
-    """`render validate DIR`: the schema, policy and isolation gates on a folder of rendered
-    bundles (any producer). Each bundle's identity comes from its bundle.json and labels.
-    Returns the number of bundles checked; raises ``ValidationFailed`` listing every violation."""
-    gates = BundleGates(schema_locations, ignore_missing_schemas, POLICIES)
-    violations: list[str] = []
-    count = 0
-    if not folder.is_dir():
-        raise ValidationFailed([f"{folder}: not a folder of rendered bundles"])
-    envs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "plugins").is_dir())
-    if not envs:
-        raise ValidationFailed([f"{folder}: no <env>/plugins/<tenant>/<plugin>/ bundles found"])
-    for env_dir in envs:
-        facts = []
-        for bundle_dir in sorted(p for p in env_dir.glob("plugins/*/*") if p.is_dir()):
-            rel = bundle_dir.relative_to(folder).as_posix()
-            objects, problems = _read_objects(bundle_dir, rel, parse_rendered)
-            violations += problems
-            meta_path = bundle_dir / "bundle.json"
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError) as exc:
-                violations.append(f"{rel}/bundle.json: -: identity: unreadable bundle.json ({exc})")
-                meta = {}
-            tenant, plugin = bundle_dir.parent.name, bundle_dir.name
-            for key, want in (("env", env_dir.name), ("tenant", tenant), ("plugin", plugin)):
-                if meta and meta.get(key) != want:
-                    violations.append(f"{rel}/bundle.json: -: identity: {key} is {meta.get(key)!r}, the folder says {want!r}")
-            violations += gates.check_objects(rel, objects, kubernetes_version)
-            violations += gates.check_policies(rel, objects, meta or None)
-            facts.append(bundle_facts(rel, objects))
-            count += 1
-        project = None
-        for path in sorted((env_dir / "argocd").glob("appproject-*.yaml")):
-            rel = f"{env_dir.name}/argocd"
-            objs, problems = _read_objects(path.parent, rel, parse_rendered, only=path.name)
-            violations += problems + gates.check_objects(rel, objs, kubernetes_version)
-            project = objs[0] if objs else None
-        violations += EnvironmentAudit(env_dir.name, facts, project).violations()
-    if violations:
-        raise ValidationFailed(sorted(violations))
-    return count
-
-
-def _read_objects(folder: Path, rel: str, parse, only: Optional[str] = None) -> tuple[list, list]:
-    objects, problems = [], []
-    for path in sorted(folder.glob("*.yaml")):
-        if path.name == "kustomization.yaml" or (only and path.name != only):
-            continue
-        try:
-            docs = parse(path.read_text())
-        except Exception as exc:  # any parse failure is a finding about that file, not a crash
-            problems.append(f"{rel}/{path.name}: -: yaml: {str(exc).splitlines()[0]}")
-            continue
-        if len(docs) != 1 or not isinstance(docs[0], dict):
-            problems.append(f"{rel}/{path.name}: -: yaml: expected exactly one object per file")
-            continue
-        objects.append((path.name, docs[0]))
-    return objects, problems
