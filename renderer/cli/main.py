@@ -57,7 +57,8 @@ def _mark_good(args: argparse.Namespace) -> None:
 
 
 def _rollback(args: argparse.Namespace) -> None:
-    output.outcome(ledger_flow.rollback(requests.bundle_ref(args), push=args.push), args.format)
+    ref = requests.bundle_ref(args)
+    output.outcome(ledger_flow.rollback(ref, requests.build_request(args, None), push=args.push), args.format)
 
 
 def _schemas(args: argparse.Namespace) -> None:

@@ -73,6 +73,8 @@ def build(result, out: Path, fmt: str) -> None:
     print(f"rendered {result.bundles} bundles ({result.objects} objects) for {len(per_env)} environments "
           f"({envs}) into {out}/ in {result.seconds:.2f} s{kept}")
     print("signatures verified; every bundle passed the migration, schema, policy and isolation gates")
+    for note in result.drift:
+        print(f"note: {note}")
 
 
 def validated(count: int, folder: Path, fmt: str) -> None:

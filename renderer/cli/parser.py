@@ -128,6 +128,14 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("rollback", help="restore a bundle's last known-good state as a new commit")
     _bundle(r)
     r.add_argument("--push", action="store_true", help="publish the rollback commit to the remote")
+    r.add_argument("--environments", type=Path, default=DEFAULT_ENV_DIR, metavar="ENV_DIR", dest="env_dir",
+                   help="the environments repo (default ./environments): the restored state is checked against "
+                        "its catalog (signatures, the migration contract) and every gate")
+    _gates(r)
+    r.add_argument("--offline", action="store_true", help="verify signatures from signature.json only")
+    r.add_argument("--insecure-registry", action="append", default=[], metavar="HOST[:PORT]",
+                   help="use plain HTTP for this registry (repeatable; also $RENDER_INSECURE_REGISTRIES)")
+    r.add_argument("--no-cache", action="store_true", help="ignore the signature cache")
 
     v = sub.add_parser("validate", help="schema, policy and isolation gates on a folder of rendered bundles")
     v.add_argument("folder", type=Path, metavar="DIR")
