@@ -168,6 +168,12 @@ def test_render_diff_shows_what_commit_would_change_and_never_writes(render, env
     assert "objects will be pruned** (1 bundle(s) removed: `prod/plugins/riverside-academy/grade-sync`)" in md.out
     assert "new secret: adapstory/plugins/quiz-generator/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/signing" in md.out
     assert "| prod | 4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d | quiz-generator | changed (1.2.0 -&gt; 1.3.0) |" in md.out
+    assert md.out.index("**Summary:** bundles 0 added, 1 changed, 1 removed") < md.out.index("| env |")
+    # the version label on every object of the move is one line; what really changed is shown as diffs
+    churn = [line for line in md.out.splitlines() if line.startswith("- only labels changed on ")]
+    assert len(churn) == 1 and "app.kubernetes.io/version: 1.2.0 -&gt; 1.3.0" in churn[0]
+    assert "- changed `Deployment/quiz-generator`" in md.out
+    assert "`Deployment/quiz-generator`" not in churn[0]
 
     data = render("diff", str(env_dir), "--repo", str(repo), "--offline", "--format", "json").json()
     assert {(b["path"], b["change"]) for b in data["bundles"]} == {

@@ -304,6 +304,18 @@ def test_every_run_script_is_clean_under_shellcheck(script, tmp_path):
     assert run.returncode == 0, run.stdout
 
 
+def test_the_tool_installer_is_clean_under_shellcheck_and_pins_the_cosign_deb_it_may_download():
+    shellcheck = shutil.which("shellcheck")
+    assert shellcheck, "shellcheck is missing: run scripts/install-tools.sh (make test does)"
+    script = ROOT / "scripts" / "install-tools.sh"
+    run = subprocess.run([shellcheck, "--severity=style", str(script)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout
+    text = script.read_text()
+    assert re.search(r'^COSIGN_DEB_SHA256="[0-9a-f]{64}"$', text, re.M)
+    assert 'fetch_checked "$deb" "$COSIGN_DEB_SHA256" "${COSIGN_DEB_URLS[@]}"' in text
+    assert piped_downloads(text) == [] and unquoted_substitutions(text) == []
+
+
 def test_shellcheck_reports_the_unquoted_find_the_old_workflow_had(tmp_path):
     shellcheck = shutil.which("shellcheck")
     assert shellcheck, "shellcheck is missing: run scripts/install-tools.sh (make test does)"

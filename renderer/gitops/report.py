@@ -119,9 +119,8 @@ def compare(changes: Iterable[FileChange], *, branch: str, base: Optional[str], 
             report.others.append(_object_diff(ch, {}, detail))
     for key, files in sorted(by_bundle.items()):
         report.bundles.append(_bundle_diff(key, files, detail))
-    if detail:
-        for b in report.bundles:
-            report.widening.extend(_widening(b, by_bundle[b.path]))
+        if detail:  # right after the bundle's label check, which parsed the same files (kept by report_access)
+            report.widening.extend(_widening(report.bundles[-1], files))
     report.pruned = sum(o.change == "removed" and _is_object(o.file) for b in report.bundles for o in b.objects) \
         + sum(o.change == "removed" and _is_object(o.file) for o in report.others)
     return report
