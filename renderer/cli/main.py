@@ -48,7 +48,10 @@ def _commit(args: argparse.Namespace) -> None:
 
 
 def _diff(args: argparse.Namespace) -> None:
-    output.diff(commit_flow.diff(requests.commit_request(args)), args.format)
+    report = commit_flow.diff(requests.commit_request(args))
+    if args.output is not None:
+        output.write_full_diff(report, args.output)
+    output.diff(report, args.format)
 
 
 def _mark_good(args: argparse.Namespace) -> None:

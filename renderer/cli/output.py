@@ -22,6 +22,7 @@ from renderer.core.errors import (
 )
 from renderer.gitops import Outcome, Published, versions
 from renderer.gitops import report as reports
+from renderer.gitops import report_markdown
 
 LIST_LIMIT = 25  # bundles listed in text output
 
@@ -96,9 +97,13 @@ def diff(report: reports.Report, fmt: str) -> None:
     if fmt == "json":
         _ok(reports.to_json(report))
     elif fmt == "markdown":
-        sys.stdout.write(reports.format_markdown(report))
+        sys.stdout.write(report_markdown.format_markdown(report))
     else:
         sys.stdout.write(reports.format_text(report))
+
+
+def write_full_diff(report: reports.Report, path: Path) -> None:
+    report_markdown.write_full_report(report, path)
 
 
 def outcome(result: Outcome, fmt: str) -> None:

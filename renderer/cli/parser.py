@@ -116,6 +116,9 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("diff", help="what `render commit` would change, object by object; never writes")
     _rendering(d, ("text", "markdown", "json"))
     _repo(d)
+    d.add_argument("--output", type=Path, metavar="FILE",
+                   help="also write the whole diff, nothing cut, to FILE (.md markdown, .json JSON, else text): "
+                        "the build artifact a capped PR comment points to")
     _deletes(d)
     d.add_argument("--source-commit", metavar="SHA", help="the environments repo's commit (default $RENDER_SOURCE_COMMIT)")
 
