@@ -64,6 +64,9 @@ def parser() -> argparse.ArgumentParser:
     from renderer.flows.legacy import register
 
     register(sub, _build_args)  # commit, diff, mark-good, rollback
+    from renderer.cli.argocd_cmd import add_arguments as argocd_arguments
+
+    argocd_arguments(sub.choices["mark-good"])  # mark-good --from-argocd
     v = sub.add_parser("validate", help="schema, policy and isolation gates on a folder of rendered bundles")
     v.add_argument("folder", type=Path, metavar="DIR")
     v.add_argument("--kubernetes-version", default=None,

@@ -1,0 +1,2 @@
+"""Reading a live cluster: the only package that imports ``kubernetes`` (it imports ``renderer.core``
+and nothing else of the project)."""
