@@ -362,10 +362,15 @@ def test_a_request_render_cannot_serve_is_refused_before_the_cluster_is_asked(re
     assert says in run.err and api.requests == [] and ledger_files(repo) == []
 
 
-def test_mark_good_without_a_plugin_or_from_argocd_is_a_usage_error(render, gitops):
+@pytest.mark.parametrize("args, says", [
+    pytest.param((), "give PLUGIN and --tenant ID, or --from-argocd", id="neither-plugin-nor-from-argocd"),
+    pytest.param(("grade-sync", "--tenant", "riverside-academy", "--kubeconfig", "kc"),
+                 "--kubeconfig only go with --from-argocd", id="cluster-flags-without-from-argocd"),
+])
+def test_mark_good_without_one_form_or_the_other_is_a_usage_error(render, gitops, args, says):
     repo, c1, c2 = gitops
-    run = render("mark-good", "--env", "dev", "--repo", str(repo))
-    assert run.code == 2 and "give PLUGIN and --tenant ID, or --from-argocd" in run.err
+    run = render("mark-good", "--env", "dev", "--repo", str(repo), *args)
+    assert run.code == 2 and says in run.err and ledger_files(repo) == []
 
 
 # ------------------------------------------------------------------------------------ TLS and in-cluster
