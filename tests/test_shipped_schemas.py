@@ -129,7 +129,8 @@ def test_pip_install_then_render_from_another_folder_builds_the_examples(tmp_pat
     checkout), then the installed `render` in a folder that holds only a copy of environments/.
     The package is built and installed by pip; its dependencies are not downloaded again (about
     10 minutes here): the fresh venv sees this venv's installed ones through a .pth file (which
-    does not activate this checkout's editable install: .pth files of an added folder are not run)."""
+    does not activate this checkout's editable install: .pth files of an added folder are not run),
+    and their executables (squawk) through PATH."""
     src = tmp_path / "src"
     src.mkdir()
     for name in ("pyproject.toml", "renderer", "templates", "policies"):
@@ -138,6 +139,8 @@ def test_pip_install_then_render_from_another_folder_builds_the_examples(tmp_pat
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("RENDER_", "PYTHON", "VIRTUAL_ENV"))}
+    # the dependencies' executables (squawk) stay where they were installed: last on PATH
+    clean["PATH"] = os.pathsep.join([clean.get("PATH", ""), sysconfig.get_paths()["scripts"]])
     site_dir = subprocess.run([str(env_dir / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                               capture_output=True, text=True, check=True).stdout.strip()
     deps = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})

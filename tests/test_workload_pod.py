@@ -180,7 +180,7 @@ REJECTIONS = [
                  rf"{LESSON}:26: spec.shutdown: .*terminationGracePeriodSeconds \(10\) must exceed preStopSeconds \(10\)",
                  id="manifest-grace-not-above-prestop"),
     pytest.param(edit(LESSON, "{preStopSeconds: 10, terminationGracePeriodSeconds: 60}", "{terminationGracePeriodSeconds: 60}"),
-                 rf"{LESSON}:26: spec.shutdown.preStopSeconds: Field required", id="manifest-shutdown-half-given"),
+                 rf"{LESSON}:26: spec.shutdown.preStopSeconds: required field is missing", id="manifest-shutdown-half-given"),
     pytest.param(edit(LESSON, "preStopSeconds: 10", "preStopSeconds: 0"),
                  rf"{LESSON}:26: spec.shutdown.preStopSeconds: Input should be greater than or equal to 1", id="manifest-prestop-zero"),
     pytest.param(edit(DEV, "shutdown: {preStopSeconds: 5, terminationGracePeriodSeconds: 30}",
