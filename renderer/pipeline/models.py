@@ -17,18 +17,18 @@ from renderer.core.semver import is_semver
 
 API_VERSION = "plugins.adapstory.io/v1"
 
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SECRET_NAME_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
-VAULT_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-PROBE_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+SECRET_NAME_RE = re.compile(r"^[-._a-zA-Z0-9]+\Z")
+VAULT_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+PROBE_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*\Z")
 # repository[:tag]@sha256:<64 hex>; repository = host[:port]/path, lowercase path components
 IMAGE_RE = re.compile(
     r"^(?P<repo>(?P<host>[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?)"
     r"(?P<path>(/[a-z0-9]+([._-][a-z0-9]+)*)+))"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?"
-    r"(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+    r"(@(?P<digest>sha256:[0-9a-f]{64}))?\Z"
 )
 
 
@@ -36,7 +36,7 @@ def _label(what: str, limit: int):
     """A lowercase DNS-label-shaped name of at most ``limit`` characters (names, tenant ids)."""
 
     def check(value: str) -> str:
-        if len(value) > limit or not DNS_LABEL_RE.match(value):
+        if len(value) > limit or not DNS_LABEL_RE.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not {what} (lowercase letters, digits and '-', starting and ending "
                 f"with a letter or digit, at most {limit} characters)"
@@ -48,6 +48,48 @@ def _label(what: str, limit: int):
 
 _dns_label = _label("a DNS label", 63)
 _tenant_id = _label("a tenant id", 36)
+
+# Names of a bundle's objects that do not derive from the plugin's name (templates/): a plugin
+# named like one of them would collide with it (`NetworkPolicy default-deny`), so they are
+# reserved. tests/test_hardening_names.py checks this list against every rendered bundle.
+FIXED_OBJECT_NAMES = frozenset({"default-deny", "plugin-budget", "verify-image-signature", "db-credentials"})
+# Suffixes the templates append to the plugin name (PrometheusRule, Grant, Secret)
+DERIVED_SUFFIXES = ("", "-consumer-lag", "-schema", "-secrets")
+
+
+def _plugin_name(value: str) -> str:
+    _dns_label(value)
+    clash = sorted(f for f in FIXED_OBJECT_NAMES for suffix in DERIVED_SUFFIXES if value + suffix == f)
+    if clash:
+        raise ValueError(f"{value!r} is reserved: a bundle's own object {clash[0]!r} has that name; choose another plugin name")
+    return value
+
+
+def reserved_schema(name: str) -> bool:
+    """PostgreSQL's own schemas (``public``, ``information_schema``, every ``pg_*``) are never a plugin's."""
+    return name in ("public", "information_schema") or name.startswith("pg_")
+
+
+# Every variable render.bundle_context sets, plain or from a secret: never a manifest's or an
+# override's to set (tests check bundle_context against this list).
+PLATFORM_ENV_NAMES = frozenset({
+    "LOG_FORMAT", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME", "PLATFORM_TOKEN_FILE", "TENANT_ID",
+    "KAFKA_GROUP_PREFIX", "KAFKA_TOPIC_PREFIX", "PGDATABASE", "PGSCHEMA", "PGUSER", "PGPASSWORD", "PGHOST", "PGPORT",
+})
+
+
+def _own_env_name(value: str) -> str:
+    if value in PLATFORM_ENV_NAMES:
+        raise ValueError(f"{value} is set by the platform ({', '.join(sorted(PLATFORM_ENV_NAMES))}); "
+                         "it cannot be set or overridden here")
+    return value
+
+
+def _schema_name(value: str) -> str:
+    if reserved_schema(value):
+        raise ValueError(f"{value!r} is a PostgreSQL system schema (public, information_schema, pg_*); "
+                         "a plugin owns a schema of its own")
+    return value
 
 
 def _semver(value: str) -> str:
@@ -63,7 +105,7 @@ def _quantity(value: str | int) -> str:
 
 def _vault_key(value: str) -> str:
     segments = value.split("/")
-    bad = [s for s in segments if not VAULT_SEGMENT_RE.match(s) or s in (".", "..")]
+    bad = [s for s in segments if not VAULT_SEGMENT_RE.fullmatch(s) or s in (".", "..")]
     if bad or not value:
         raise ValueError(
             f"{value!r} is not a Vault key: use '/'-separated segments of [A-Za-z0-9._-] that start "
@@ -74,7 +116,7 @@ def _vault_key(value: str) -> str:
 
 def _pattern(regex: re.Pattern, what: str):
     def check(value: str) -> str:
-        if not regex.match(value):
+        if not regex.fullmatch(value):
             raise ValueError(f"{value!r} is not {what}")
         return value
 
@@ -82,11 +124,13 @@ def _pattern(regex: re.Pattern, what: str):
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+PluginName = Annotated[str, AfterValidator(_plugin_name)]
 TenantId = Annotated[str, AfterValidator(_tenant_id)]
 SemVer = Annotated[str, AfterValidator(_semver)]
 Quantity = Annotated[str | int, AfterValidator(_quantity)]
 VaultKey = Annotated[str, AfterValidator(_vault_key)]
-EnvName = Annotated[str, AfterValidator(_pattern(ENV_NAME_RE, "an environment variable name"))]
+EnvName = Annotated[str, Field(max_length=256), AfterValidator(_pattern(ENV_NAME_RE, "an environment variable name")),
+                    AfterValidator(_own_env_name)]
 SecretName = Annotated[str, Field(max_length=253), AfterValidator(_pattern(SECRET_NAME_RE, "a secret name ([-._a-zA-Z0-9]+)"))]
 Topic = Annotated[str, Field(max_length=200), AfterValidator(_pattern(TOPIC_RE, "a Kafka topic name ([A-Za-z0-9._-])"))]
 ProbePath = Annotated[str, Field(max_length=256), AfterValidator(_pattern(PROBE_PATH_RE, "an HTTP path"))]
@@ -118,6 +162,8 @@ class PublisherSpec(Strict):
     cosign: Optional[CosignKey] = None
     keyless: Optional[KeylessIdentity] = None
     registries: Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]], Field(min_length=1)]
+    # the catalog plugin names this publisher owns: no other publisher may ship a version of them
+    plugins: Annotated[list[PluginName], Field(max_length=1000)]
 
     @model_validator(mode="after")
     def _one_trust(self):
@@ -140,7 +186,7 @@ class Publisher(Strict):
 
 
 class PluginMeta(Strict):
-    name: DnsLabel
+    name: PluginName
     publisher: DnsLabel
     version: SemVer
 
@@ -169,9 +215,12 @@ class Resources(Strict):
         return self
 
 
+MAX_COUNT = 2**53  # every count (tokens, requests) stays exact in JSON and float
+
+
 class Budgets(Strict):
-    llmTokensPerDay: Annotated[int, Field(ge=0)]
-    requestsPerSecond: Annotated[int, Field(ge=1)]
+    llmTokensPerDay: Annotated[int, Field(ge=0, le=MAX_COUNT)]
+    requestsPerSecond: Annotated[int, Field(ge=1, le=MAX_COUNT)]
 
 
 class Replicas(Strict):
@@ -191,7 +240,7 @@ class Kafka(Strict):
 
 
 class Database(Strict):
-    schema_: Optional[Annotated[str, Field(max_length=63), AfterValidator(_pattern(re.compile(r"^[a-z_][a-z0-9_]*$"), "a PostgreSQL schema name ([a-z_][a-z0-9_]*)"))]] = Field(None, alias="schema")
+    schema_: Optional[Annotated[str, Field(max_length=63), AfterValidator(_pattern(re.compile(r"[a-z_][a-z0-9_]*"), "a PostgreSQL schema name ([a-z_][a-z0-9_]*)")), AfterValidator(_schema_name)]] = Field(None, alias="schema")
 
 
 class Probes(Strict):
@@ -200,7 +249,7 @@ class Probes(Strict):
 
 
 def _image(value: str) -> str:
-    m = IMAGE_RE.match(value)
+    m = IMAGE_RE.fullmatch(value)
     if not m:
         raise ValueError(f"{value!r} is not a valid image reference (host/path[:tag]@sha256:<64 hex>)")
     if not m.group("digest"):
@@ -253,8 +302,8 @@ class Ceilings(Strict):
     cpu: Quantity
     memory: Quantity
     storage: Quantity
-    llmTokensPerDay: Annotated[int, Field(ge=0)]
-    requestsPerSecond: Annotated[int, Field(ge=0)]
+    llmTokensPerDay: Annotated[int, Field(ge=0, le=MAX_COUNT)]
+    requestsPerSecond: Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class TenantSpec(Strict):
@@ -270,8 +319,8 @@ class Tenant(Strict):
 
 
 class BudgetOverrides(Strict):
-    llmTokensPerDay: Optional[Annotated[int, Field(ge=0)]] = None
-    requestsPerSecond: Optional[Annotated[int, Field(ge=1)]] = None
+    llmTokensPerDay: Optional[Annotated[int, Field(ge=0, le=MAX_COUNT)]] = None
+    requestsPerSecond: Optional[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = None
 
 
 class ReplicaOverrides(Strict):
@@ -290,10 +339,14 @@ class InstallSpec(Strict):
     overrides: Overrides = Overrides()
 
 
+class InstallMeta(Strict):
+    name: PluginName
+
+
 class PluginInstall(Strict):
     apiVersion: Literal["plugins.adapstory.io/v1"]
     kind: Literal["PluginInstall"]
-    metadata: NameMeta
+    metadata: InstallMeta
     spec: InstallSpec
 
 
@@ -339,8 +392,13 @@ class KafkaPlatform(Strict):
             raise ValueError("kafka.groupPrefix must contain {tenant} and {plugin}: a group prefix belongs to one bundle")
         for text in (self.topicPrefix, self.groupPrefix):
             bare = text.replace("{tenant}", "").replace("{plugin}", "")
-            if "{" in bare or "}" in bare or "*" in bare or not re.match(r"^[A-Za-z0-9._-]*$", bare):
+            if "{" in bare or "}" in bare or "*" in bare or not re.fullmatch(r"[A-Za-z0-9._-]*", bare):
                 raise ValueError(f"{text!r}: only {{tenant}}, {{plugin}} and [A-Za-z0-9._-] are allowed")
+            # a placeholder must end where a tenant id or plugin name cannot go on ('.' or '_'):
+            # else tenant "a"'s names ("a-...") would also be the prefix of tenant "a-b"'s
+            if re.search(r"\{(tenant|plugin)\}(?![._])", text):
+                raise ValueError(f"{text!r}: follow {{tenant}} and {{plugin}} with '.' or '_', so that one tenant's "
+                                 "prefix is never the start of another's")
         return self
 
 
@@ -351,7 +409,7 @@ class DatabasePlatform(Strict):
 
     @model_validator(mode="after")
     def _rule(self):
-        if "{tenant}" not in self.name or not re.match(r"^[a-z_][a-z0-9_]*$", self.name.replace("{tenant}", "x")):
+        if "{tenant}" not in self.name or not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name.replace("{tenant}", "x")):
             raise ValueError("database.name must contain {tenant} and otherwise only [a-z0-9_]")
         return self
 
@@ -374,6 +432,18 @@ class Defaults(Strict):
     maxContainerMemory: Quantity = "8Gi"
 
 
+class Maxima(Strict):
+    """What the platform lets a tenant claim at most: a tenant.yaml's ceilings above these, or a
+    plugin's (or override's) replicas.max above ``replicas``, are rejected."""
+
+    cpu: Quantity = "64"
+    memory: Quantity = "256Gi"
+    storage: Quantity = "1Ti"
+    llmTokensPerDay: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 100_000_000
+    requestsPerSecond: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 5_000
+    replicas: Annotated[int, Field(ge=1, le=1000)] = 50
+
+
 class Observability(Strict):
     otelSidecar: Annotated[str, Field(min_length=1, max_length=253)]
     consumerLagMetric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = "kafka_consumergroup_lag_seconds"
@@ -394,6 +464,7 @@ class PlatformSpec(Strict):
     database: DatabasePlatform
     observability: Observability
     defaults: Defaults = Defaults()
+    maxima: Maxima = Maxima()
 
     @model_validator(mode="after")
     def _targets(self):
