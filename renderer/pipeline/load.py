@@ -131,7 +131,8 @@ class _Reader:
                 loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
                 # pydantic reports Annotated/union branches as extra loc parts; keep only real fields
                 loc = _real_path(doc.data, loc)
-                self.problem(rel, doc.line_of(loc), field_name(loc) or "(document)", _message(err))
+                fld = field_name(loc).encode("unicode_escape").decode("ascii")  # a key may hold a newline
+                self.problem(rel, doc.line_of(loc), fld or "(document)", _message(err))
             return None
         return Source(obj, rel, doc, hashlib.sha256(raw).hexdigest())
 
