@@ -13,7 +13,7 @@ import pytest
 
 from conftest import tree_digest
 from renderer.core import quantity
-from renderer.pipeline.models import PLATFORM_ENV_NAMES
+from renderer.pipeline.reserved import PLATFORM_ENV_NAMES
 from renderer.pipeline.render import bundle_context
 
 T1 = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"

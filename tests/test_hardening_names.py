@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import tree_digest
-from renderer.pipeline.models import FIXED_OBJECT_NAMES, DERIVED_SUFFIXES
+from renderer.pipeline.reserved import DERIVED_SUFFIXES, FIXED_OBJECT_NAMES
 from renderer.pipeline.validate import EnvironmentAudit
 
 T1 = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"

@@ -357,8 +357,8 @@ class RegistryClient:
         if resp.status in (401, 403):
             raise OutsideSystemError(
                 f"registry {self.host} denied access to {what} (HTTP {resp.status}); "
-                "give the renderer pull credentials: RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD, "
-                "or `docker login` (docker config file)"
+                "give the renderer pull credentials for this host: RENDER_REGISTRY_HOST with "
+                "RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD, or `docker login` (docker config file)"
             )
         raise OutsideSystemError(
             f"registry {self.host} answered HTTP {resp.status} for {what}; check the registry and retry"
@@ -410,8 +410,8 @@ class RegistryClient:
             )
             raise OutsideSystemError(
                 f"registry {self.host}: token service {parsed.netloc} refused a pull token for {repo} "
-                f"(HTTP {resp.status}: {hint}); set RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD "
-                "or `docker login` to the registry"
+                f"(HTTP {resp.status}: {hint}); set RENDER_REGISTRY_HOST={self.host} with "
+                "RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD, or `docker login` to the registry"
             )
         if resp.status != 200:
             raise OutsideSystemError(
