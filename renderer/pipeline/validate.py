@@ -129,7 +129,8 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
             namespaces.add(meta["namespace"])
         if kind == "KafkaUser":
             claims.append(("KafkaUser", f"{meta.get('namespace', '')}/{meta.get('name', '')}"))
-            topic_prefix = str((meta.get("annotations") or {}).get(TOPIC_PREFIX_ANNOTATION, ""))
+            annotations = meta.get("annotations")
+            topic_prefix = str(annotations.get(TOPIC_PREFIX_ANNOTATION, "")) if isinstance(annotations, dict) else ""
             for acl in (spec.get("authorization") or {}).get("acls") or []:
                 res = acl.get("resource") or {}
                 acl_names.append((f"{fname}: {_id(obj)}", res.get("name", "")))
