@@ -25,6 +25,7 @@ M = TypeVar("M", bound=BaseModel)
 RESERVED = {"publishers", "catalog"}
 MAX_CATALOG_FILE_BYTES = 8 << 20  # any one file of a catalog version folder (migrations included)
 MAX_CATALOG_FILES = 1000  # files in one catalog version folder
+MAX_CATALOG_BYTES = 64 << 20  # all files of one catalog version folder together
 OUTSIDE = ("is a symbolic link or lies outside the environments repo: only regular files and folders "
            "inside it are read")
 
@@ -111,7 +112,8 @@ class _Reader:
         if not self.inside(path):
             return None
         try:
-            with open(path, "rb") as fh:
+            # O_NOFOLLOW: a file swapped for a link after the check above is still not followed
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as fh:
                 if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                     self.problem(rel, 0, "", "not a regular file")
                     return None
@@ -186,14 +188,16 @@ def _files_sha256(reader: _Reader, folder: Path) -> Optional[str]:
             elif not stat.S_ISDIR(mode):
                 reader.problem(path, 0, "", "not a regular file")
                 ok = False
-    if len(files) > MAX_CATALOG_FILES:
-        reader.problem(folder, 0, "", f"more than {MAX_CATALOG_FILES} files in one catalog version")
+    if len(files) > MAX_CATALOG_FILES or sum(p.lstat().st_size for p in files) > MAX_CATALOG_BYTES:
+        reader.problem(folder, 0, "", f"more than {MAX_CATALOG_FILES} files or {MAX_CATALOG_BYTES >> 20} MiB in one "
+                                      "catalog version")
         ok = False
     if not ok:
         return None
     h = hashlib.sha256()
     for path in sorted(files):
-        data = path.read_bytes()
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+            data = fh.read(MAX_CATALOG_FILE_BYTES + 1)
         h.update(path.relative_to(folder).as_posix().encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
     return h.hexdigest()
 
