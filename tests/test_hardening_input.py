@@ -71,6 +71,8 @@ BOUNDS = [
     pytest.param(ceiling("llmTokensPerDay", "1" + "0" * 60), rf"{TENANT}:7: spec.ceilings.llmTokensPerDay: Input should be "
                  r"less than or equal to 9007199254740992", id="token-count-of-61-digits"),
     pytest.param(ceiling("cpu", "1e999"), rf"{TENANT}:7: spec.ceilings.cpu: ", id="unquoted-float-infinity"),
+    pytest.param(edit(TENANT2, "tier: education", "tier: " + "[" * 5000 + "]" * 5000),
+                 rf"{TENANT2}:\d+: invalid YAML: exceeded maximum nesting depth", id="nesting-5000-deep"),
     pytest.param(edit(QUIZ, "storage: 1Gi", "storage: " + "1" * 70 + "Gi"), rf"{QUIZ}:22: spec.resources.storage: a quantity of "
                  r"72 characters is too long", id="long-quantity-text-in-a-manifest"),
 ]
@@ -80,6 +82,19 @@ BOUNDS = [
 def test_a_huge_number_is_refused_quickly_at_file_and_line(envs, tmp_path, render, mutate, expected):
     mutate(envs)
     _rejected(render, envs, tmp_path, expected, limit=30)
+
+
+def test_nesting_past_pythons_recursion_limit_is_an_input_error(envs, tmp_path, render):
+    """LibYAML accepts up to 1000 levels; Python's recursion ends sooner: a clear problem, not exit 70."""
+    import sys
+
+    edit(TENANT2, "tier: education", "tier: " + "[" * 900 + "]" * 900)(envs)
+    saved = sys.getrecursionlimit()
+    sys.setrecursionlimit(800)  # below the nesting, the same on every machine
+    try:
+        _rejected(render, envs, tmp_path, rf"{TENANT2}: nested too deeply")
+    finally:
+        sys.setrecursionlimit(saved)
 
 
 @pytest.mark.parametrize("text", ["1e999999999", "9" * 5000, "1" + "0" * 31, "0." + "0" * 40 + "1", "1e-31", "8Ei" * 30])

@@ -70,7 +70,7 @@ def _nest(value, depth: int, as_list: bool):
 MUTATION = st.one_of(
     st.tuples(st.just("drop"), st.none()),
     st.tuples(st.just("set"), LEAVES),
-    st.tuples(st.just("nest"), st.tuples(st.integers(20, 3000), st.booleans())),
+    st.tuples(st.just("nest"), st.tuples(st.integers(20, 150), st.booleans())),
     st.tuples(st.just("add"), st.tuples(ODD_STRINGS, LEAVES)),
 )
 

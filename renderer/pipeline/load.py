@@ -126,8 +126,14 @@ class _Reader:
         except YamlProblem as exc:
             self.problem(rel, exc.line, exc.field, exc.message)
             return None
+        except RecursionError:
+            self.problem(rel, 0, "", "nested too deeply (no input file needs more than a few levels)")
+            return None
         try:
             obj = model.model_validate(doc.data)
+        except RecursionError:
+            self.problem(rel, 0, "", "nested too deeply (no input file needs more than a few levels)")
+            return None
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
