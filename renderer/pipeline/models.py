@@ -51,6 +51,7 @@ def _label(what: str, limit: int):
 _dns_label = _label("a DNS label", 63)
 _tenant_id = _label("a tenant id", 36)
 
+
 def _plugin_name(value: str) -> str:
     return reserved.plugin_name(_dns_label(value))
 
