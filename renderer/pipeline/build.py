@@ -324,7 +324,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         # With --only, the other bundles are not rendered this run: plan() has already checked
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
         violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name],
-                                           project if request.only is None else None).violations())
+                                           project if request.only is None else None,
+                                           topic_prefix=env.platform.kafka.topicPrefix).violations())
         root = renderer.render_root(env)
         violations.extend(gates.check_objects(layout.bootstrap_dir(env.name), [root], env.platform.kubernetesVersion))
         if staging is not None:
