@@ -75,6 +75,31 @@ def test_a_policy_that_does_not_compile_names_its_file_and_fails_every_unit_test
     assert results and not any(ok for _, ok in results)
 
 
+def test_a_policy_that_calls_an_unknown_function_is_a_policy_error_naming_file_and_line(tmp_path, full):
+    """regorus resolves a name when it first evaluates it: a rule of every bundle fails when the
+    engine loads, one inside an iteration when it first runs. (OPA's compiler, in
+    tests/test_policy_engines.py, rejects both before anything runs.)"""
+    copy_ = tmp_path / "policies"
+    shutil.copytree(POLICIES, copy_)
+    (copy_ / "unknown.rego").write_text("package main\n\nimport rego.v1\n\nwarn contains msg if {\n\tsome s in input\n"
+                                        "\tmsg := no_such_function(s)\n}\n")
+    engine = PolicyEngine(copy_)
+    with pytest.raises(PolicyError) as err:
+        full.check(engine)
+    assert "unknown.rego:7" in str(err.value)
+    assert "no_such_function" in str(err.value)
+    assert "Stack backtrace" not in str(err.value)
+    (copy_ / "unknown.rego").write_text("package main\n\nimport rego.v1\n\nwarn contains no_such_function(1)\n")
+    with pytest.raises(PolicyError) as err:
+        PolicyEngine(copy_)
+    assert "unknown.rego:5" in str(err.value)
+
+
+def test_a_folder_without_policies_is_refused(tmp_path):
+    with pytest.raises(PolicyError, match="no policies"):
+        PolicyEngine(tmp_path)
+
+
 # ---------------------------------------------------------------- rendered bundles
 
 
@@ -139,6 +164,18 @@ def test_quotes_and_backslashes_in_values_survive_the_engine(engine, full):
     deny, _ = full.check(engine)
     assert len(deny) == 1
     assert f"reads '{key}', outside the bundle's Vault prefix" in deny[0]
+
+
+def test_values_json_cannot_hold_reach_the_policies_as_strings(engine, full):
+    """YAML's .nan and .inf, and dates, have no JSON form: they are read as strings, not a failure."""
+    import datetime
+
+    full.one("ConfigMap")["metadata"].setdefault("annotations", {}).update(
+        {"example.org/nan": float("nan"), "example.org/inf": float("-inf"), "example.org/day": datetime.date(2026, 1, 2)})
+    assert full.check(engine) == ([], [])
+    full.container()["securityContext"]["runAsUser"] = 0
+    full.one("ConfigMap")["metadata"]["annotations"]["example.org/nan"] = float("nan")
+    assert rules(full.check(engine)[0]) == {"run-as-non-root"}
 
 
 def test_warnings_are_reported_apart_from_violations(engine, full):
