@@ -154,7 +154,7 @@ check_bundle_quota(ents, b) := {finding(anchor(ents, b), "resource-quota", "the 
 
 bundle_has_quota(ents, b) if {
 	some i in of_kind(ents, b, "ResourceQuota")
-	count(ents[i].contents.spec.hard) > 0
+	count(items_of(ents[i].contents.spec.hard)) > 0
 }
 
 check_bundle_limit_range(ents, b) := {finding(anchor(ents, b), "limit-range", "the bundle has no LimitRange with limits for type Container") |
@@ -163,7 +163,7 @@ check_bundle_limit_range(ents, b) := {finding(anchor(ents, b), "limit-range", "t
 
 bundle_has_limit_range(ents, b) if {
 	some i in of_kind(ents, b, "LimitRange")
-	some limit in ents[i].contents.spec.limits
+	some limit in items_of(ents[i].contents.spec.limits)
 	limit.type == "Container"
 }
 

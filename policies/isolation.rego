@@ -130,7 +130,7 @@ pattern_of(r) := p if {
 	is_string(p)
 } else := "literal"
 
-acl_operations(acl) := array.concat([op | some op in acl.operations], [op | op := acl.operation])
+acl_operations(acl) := array.concat([op | some op in items_of(acl.operations)], [op | op := acl.operation])
 
 acl_where(i, a) := words(["ACL ", i, " (", a.type, " '", a.name, "', ", a.pattern, ")"])
 

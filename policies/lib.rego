@@ -27,9 +27,10 @@
 #     are always defined: total helpers with `else` (object_labels, dropped_capabilities,
 #     grant_database, get), object.get on a known object, or bind the value first (`x := ...`)
 #     and negate on it. `not x.missing` and `not x.missing == v` mean the same everywhere.
-#   - Iterate input fields through items_of(): regorus stops with an error on `some x in 5`, and
-#     check a field is a string before a string built-in (OPA and regorus both stop on a type
-#     error).
+#   - Iterate and count input fields through items_of(): regorus stops with an error on
+#     `some x in 5`, and both engines on `count(5)`; check that a field is a string before a
+#     string built-in (both stop on a type error). A bundle of odd shapes then gets verdicts,
+#     the same under every engine, not an evaluation error.
 #
 # Kept from when rego-cpp (~10-30 us per evaluation step) was the gate's engine:
 #   - `deny`/`warn` rules iterate `input` itself (iterating a rule whose value is the input copies
@@ -165,9 +166,9 @@ empty_selector(sel) if {
 	not selector_has_terms(sel)
 }
 
-selector_has_terms(sel) if count(sel.matchLabels) > 0
+selector_has_terms(sel) if count(items_of(sel.matchLabels)) > 0
 
-selector_has_terms(sel) if count(sel.matchExpressions) > 0
+selector_has_terms(sel) if count(items_of(sel.matchExpressions)) > 0
 
 # `name` contains `id` (a tenant id or plugin name: [a-z0-9-]) as a whole word, so that
 # "riverside-academy" does not match "riverside-academy-evil".

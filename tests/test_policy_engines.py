@@ -155,13 +155,34 @@ def _kafka_acl_without_resource(b: Bundle):
     b.one("KafkaUser")["spec"]["authorization"]["acls"].append({"operations": ["Read"]})
 
 
+def _quota_hard_as_number(b: Bundle):
+    b.one("ResourceQuota")["spec"]["hard"] = 5
+
+
+def _egress_to_as_string(b: Bundle):
+    b.one("NetworkPolicy", "quiz-generator")["spec"]["egress"][0]["to"] = "everywhere"
+
+
+def _acl_operations_as_string(b: Bundle):
+    b.one("KafkaUser")["spec"]["authorization"]["acls"][0]["operations"] = "Read"
+
+
+def _limits_as_null(b: Bundle):
+    b.one("LimitRange")["spec"]["limits"] = None
+
+
+def _selector_labels_as_null(b: Bundle):
+    b.one("NetworkPolicy", "quiz-generator")["spec"]["podSelector"]["matchLabels"] = None
+
+
 def _bundle_json_without_identity(b: Bundle):
     b.info = {"plugin": b.info["plugin"]}
 
 
-# (edit, denied): an object without kind is no Kubernetes object to the policies and a Deployment
-# without a pod template has no containers to judge (the schema gate rejects both); without
-# tenant, plugin and env in bundle.json the Namespace's labels name the owner.
+# (edit, denied): an object without kind is no Kubernetes object to the policies, a Deployment
+# without a pod template has no containers to judge, operations that are no list grant nothing,
+# a selector whose matchLabels is null selects the namespace's pods (the schema gate rejects them
+# all); without tenant, plugin and env in bundle.json the Namespace's labels name the owner.
 ODD_SHAPES = [
     pytest.param(_several_documents, True, id="a-file-with-several-documents"),
     pytest.param(_no_kind, False, id="an-object-without-kind"),
@@ -171,6 +192,11 @@ ODD_SHAPES = [
     pytest.param(_numbers_for_strings, True, id="numbers-where-strings-belong"),
     pytest.param(_kafka_acl_without_resource, True, id="a-kafka-acl-without-resource"),
     pytest.param(_bundle_json_without_identity, False, id="bundle-json-without-identity"),
+    pytest.param(_quota_hard_as_number, True, id="quota-hard-as-a-number"),
+    pytest.param(_egress_to_as_string, True, id="egress-to-as-a-string"),
+    pytest.param(_acl_operations_as_string, False, id="acl-operations-as-a-string"),
+    pytest.param(_limits_as_null, True, id="limit-range-limits-as-null"),
+    pytest.param(_selector_labels_as_null, False, id="pod-selector-labels-as-null"),
 ]
 
 
