@@ -12,6 +12,8 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# The real OPA engine, the tests' reference for the policies (declares Python >= 3.14, works on 3.11).
+	$(BIN)/pip install -q --ignore-requires-python opa-golib-python-bindings==0.4.4
 	touch $@
 
 demo: $(BIN)/.installed
@@ -27,8 +29,13 @@ test: $(BIN)/.installed tools
 golden: $(BIN)/.installed
 	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_bundles.py -k golden
 
-bench: $(BIN)/.installed
+$(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
+	$(BIN)/pip install -q -e '.[bench]'
+	touch $@
+
+bench: $(BIN)/.bench-installed
 	$(BIN)/python bench/bench_render.py --bundles 10000
+	$(BIN)/python bench/bench_policies.py
 
 clean:
 	rm -rf rendered bench/out

@@ -1,20 +1,23 @@
-"""Benchmark of the policy gate (renderer.policy): cost per bundle of the in-process Rego policies.
+"""Benchmark of the policy gate (renderer.gates.policy): regorus (the gate's engine) against
+rego-cpp (regopy, the engine it replaced) per bundle, on the same bundles.
 
-    .venv/bin/python bench/bench_policies.py [--bundles 500] [--workers 2]
+    .venv/bin/python bench/bench_policies.py [--bundles 200] [--workers 2]
 
-Generates an environments repo with N bundles (bench/generate.py), renders them in process, then
-times PolicyEngine.check_bundle on every bundle: one query per bundle (all per-object rules on
-every object plus the cross-object rules). Prints the one-off cost (compiling the policies), ms
-per bundle (median, mean, p95; of which converting the input), the projection for 10,000 bundles
-on one process and on --workers processes (measured on the same bundles), and for comparison
-the cost of the naive design, one query per object, measured on a sample.
+`make bench` installs regopy (the `bench` extra). Renders the example environments and N
+generated bundles (bench/generate.py) in process, then times one bundle check (conftest's
+--combine input, data.main.deny and data.main.warn) under each engine: ms per bundle (median,
+mean, p95), the ratio, the projection for 10,000 bundles, and whether the two engines gave the
+same verdicts on every bundle (the generated ones pass; the examples are also checked with one
+edit that every rule must catch, so the comparison covers denials too).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -26,98 +29,158 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from generate import generate  # noqa: E402
+from renderer.gates.policy import PolicyEngine, bundle_input, policy_files  # noqa: E402
 from renderer.pipeline.load import load  # noqa: E402
 from renderer.pipeline.plan import plan  # noqa: E402
-from renderer.gates.policy import PolicyEngine, _to_input  # noqa: E402
 from renderer.pipeline.render import Renderer  # noqa: E402
 
 PROJECT = 10_000
+POLICIES = REPO / "policies"
 
 
-def render_all(envs: Path) -> list[tuple[str, list, dict]]:
+class RegoCpp:
+    """The old gate's engine, rego-cpp through regopy, on the same input and query."""
+
+    QUERY = "deny := [m | some m in data.main.deny]; warn := [m | some m in data.main.warn]"
+
+    def __init__(self, policies_dir: Path):
+        import regopy
+
+        self._regopy = regopy
+        builder = regopy.Interpreter()
+        for path in policy_files(policies_dir):
+            builder.add_module(path.name, path.read_text(encoding="utf-8"))
+        self._query = builder.build(self.QUERY)
+        self._builder = builder  # the compiled bundle refers to the builder's state
+        self._interp = regopy.Interpreter()
+
+    def evaluate(self, value) -> tuple[list[str], list[str]]:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        plain = json.loads(text)
+        if "\\" in text:  # rego-cpp keeps strings JSON-escaped; regopy's Input does not
+            plain = _escaped(plain)
+        self._interp.set_input(self._regopy.Input(plain))
+        out = self._interp.query_bundle(self._query)
+        if not out.ok():
+            raise RuntimeError(str(out))
+        bindings = out.results[0].bindings if out.results else {}
+        return sorted(bindings.get("deny") or []), sorted(bindings.get("warn") or [])
+
+
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _escaped(value):
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)[1:-1] if _NEEDS_ESCAPE.search(value) else value
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
+def render_all(envs: Path, name: str) -> list[list[dict]]:
+    """Every bundle of an environments repo, as the gate's input."""
     renderer = Renderer(REPO / "templates")
     out = []
-    for env in plan(load(envs), "bench"):
+    for env in plan(load(envs), name):
         for bundle_plan in env.bundles:
             b = renderer.render_bundle(bundle_plan)
-            out.append((b.path, list(b.objects), json.loads(dict(b.files)["bundle.json"])))
+            out.append(bundle_input(b.path, list(b.objects), json.loads(dict(b.files)["bundle.json"])))
     return out
 
 
-def _worker(bundles: list[tuple[str, list, dict]]) -> tuple[int, int, float]:
-    engine = PolicyEngine(REPO / "policies")
-    start = time.perf_counter()
-    bad = sum(1 for path, objects, info in bundles if engine.check_bundle(path, objects, info)[0])
-    return len(bundles), bad, time.perf_counter() - start
+def broken(inputs: list[list[dict]]) -> list[list[dict]]:
+    """Each bundle with a Deployment, broken in ways several rules catch."""
+    out = []
+    for entries in inputs:
+        entries = copy.deepcopy(entries)
+        for e in entries:
+            obj = e["contents"]
+            if obj.get("kind") == "Deployment":
+                c = obj["spec"]["template"]["spec"]["containers"][0]
+                c["securityContext"].pop("capabilities", None)
+                c["securityContext"]["privileged"] = True
+                c.pop("image", None)
+                obj["metadata"].pop("labels", None)
+        out.append(entries)
+    return out
+
+
+def timed(evaluate, inputs) -> tuple[list[float], float, list]:
+    """Wall ms per input, CPU ms per input (mean), and the verdicts."""
+    ms, verdicts = [], []
+    cpu = time.process_time()
+    for value in inputs:
+        t = time.perf_counter()
+        verdicts.append(evaluate(value))
+        ms.append(1e3 * (time.perf_counter() - t))
+    return ms, 1e3 * (time.process_time() - cpu) / len(inputs), verdicts
+
+
+def summary(ms: list[float]) -> tuple[float, float, float]:
+    s = sorted(ms)
+    return statistics.median(s), statistics.fmean(s), s[int(0.95 * (len(s) - 1))]
+
+
+def _worker(inputs) -> int:
+    engine = PolicyEngine(POLICIES)
+    return sum(1 for value in inputs if engine.evaluate(value)[0])
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bundles", type=int, default=500, help="bundles to generate and check (500)")
-    ap.add_argument("--workers", type=int, default=2, help="worker processes for the parallel run (2)")
-    ap.add_argument("--sample", type=int, default=20, help="bundles for the one-query-per-object comparison (20)")
+    ap.add_argument("--bundles", type=int, default=200, help="generated bundles to check (200)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes for the parallel regorus run (2)")
     a = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
 
+    examples = render_all(REPO / "environments", "bench")
     with tempfile.TemporaryDirectory() as tmp:
-        t = time.perf_counter()
-        bundles = render_all(generate(Path(tmp) / "environments", a.bundles))
-        print(f"rendered {len(bundles)} bundles in {time.perf_counter() - t:.1f} s")
-    objects = sum(len(o) for _, o, _ in bundles)
-    print(f"{objects} objects, {objects / len(bundles):.1f} per bundle (+ bundle.json)")
+        generated = render_all(generate(Path(tmp) / "environments", a.bundles), "bench")
+    inputs = examples + broken(examples) + generated
+    objects = sum(len(e) for e in generated) / max(1, len(generated))
+    print(f"{len(examples)} example bundles, the same broken, {len(generated)} generated "
+          f"({objects:.1f} files per bundle, bundle.json included)")
 
     t = time.perf_counter()
-    engine = PolicyEngine(REPO / "policies")
-    print(f"\none-off: compile the policies {1e3 * (time.perf_counter() - t):.0f} ms")
-
-    for path, objs, info in bundles[:3]:  # warm-up, and every generated bundle must pass
-        assert engine.check_bundle(path, objs, info) == ([], []), path
-
-    wall, cpu, conv = [], [], []
-    failed = 0
-    for path, objs, info in bundles:
-        t, c = time.perf_counter(), time.process_time()
-        deny, _ = engine.check_bundle(path, objs, info)
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-        failed += bool(deny)
-    for path, objs, info in bundles[: min(100, len(bundles))]:
-        entries = [{"path": f"{path}/{f}", "contents": o} for f, o in objs] + [{"path": f"{path}/bundle.json", "contents": info}]
+    regorus = PolicyEngine(POLICIES)
+    load_regorus = 1e3 * (time.perf_counter() - t)
+    try:
         t = time.perf_counter()
-        _to_input(entries)
-        conv.append(time.perf_counter() - t)
+        regocpp = RegoCpp(POLICIES)
+        load_regocpp = 1e3 * (time.perf_counter() - t)
+    except ImportError:
+        print("regopy is not installed: `make bench` installs it (pip install -e '.[bench]')")
+        return 2
+    print(f"\none-off: load the policies: regorus {load_regorus:.0f} ms, rego-cpp {load_regocpp:.0f} ms")
 
-    ms = sorted(x * 1e3 for x in wall)
-    median, mean, p95 = statistics.median(ms), statistics.fmean(ms), ms[int(0.95 * (len(ms) - 1))]
-    print(f"\ncheck_bundle, one process, {len(bundles)} bundles ({failed} rejected):")
-    print(f"  wall ms/bundle: median {median:.1f}, mean {mean:.1f}, p95 {p95:.1f}; "
-          f"CPU ms/bundle: mean {1e3 * statistics.fmean(cpu):.1f}")
-    print(f"  of which converting the input to regopy: {1e3 * statistics.fmean(conv):.1f} ms/bundle")
-    print(f"  projection for {PROJECT} bundles: {PROJECT * mean / 1e3:.0f} s on one process, "
-          f"{PROJECT * mean / 1e3 / a.workers:.0f} s ideal on {a.workers}")
+    for value in inputs[:3]:  # warm-up
+        regorus.evaluate(value), regocpp.evaluate(value)
+    ms_regorus, cpu_regorus, v_regorus = timed(regorus.evaluate, inputs)
+    ms_regocpp, cpu_regocpp, v_regocpp = timed(regocpp.evaluate, inputs)
+    same = sum(1 for x, y in zip(v_regorus, v_regocpp) if x == y)
+    denied = sum(1 for deny, _ in v_regorus if deny)
+
+    print(f"\nper bundle, one process, {len(inputs)} bundles ({denied} denied):")
+    for name, ms, cpu in (("regorus ", ms_regorus, cpu_regorus), ("rego-cpp", ms_regocpp, cpu_regocpp)):
+        median, mean, p95 = summary(ms)
+        print(f"  {name}: wall median {median:.2f} ms, mean {mean:.2f} ms, p95 {p95:.2f} ms; CPU mean {cpu:.2f} ms; "
+              f"{PROJECT} bundles: {PROJECT * mean / 1e3:.0f} s on one process")
+    ratio = statistics.fmean(ms_regocpp) / statistics.fmean(ms_regorus)
+    print(f"  ratio rego-cpp / regorus: {ratio:.1f}x (wall, mean), {cpu_regocpp / cpu_regorus:.1f}x (CPU)")
+    print(f"  identical verdicts (deny and warn): {same} of {len(inputs)} bundles")
 
     if a.workers > 1:
-        chunks = [bundles[i::a.workers] for i in range(a.workers)]
+        chunks = [generated[i::a.workers] for i in range(a.workers)]
         t = time.perf_counter()
         with ProcessPoolExecutor(a.workers) as pool:
-            done = list(pool.map(_worker, chunks))
+            list(pool.map(_worker, chunks))
         seconds = time.perf_counter() - t
-        n = sum(d[0] for d in done)
-        print(f"\n{a.workers} worker processes (each compiles the policies once): {n} bundles in {seconds:.1f} s "
-              f"= {1e3 * seconds / n:.1f} ms/bundle; projection for {PROJECT} bundles: {PROJECT * seconds / n:.0f} s")
-
-    sample = bundles[: a.sample]
-    t = time.perf_counter()
-    count = 0
-    for path, objs, info in sample:
-        for name, obj in objs:
-            engine.check_object(f"{path}/{name}", obj)
-            count += 1
-    per_object = (time.perf_counter() - t) / count
-    print(f"\nfor comparison, one query per object (conftest without --combine; per-object rules only): "
-          f"{1e3 * per_object:.1f} ms/object = {1e3 * per_object * objects / len(bundles):.1f} ms/bundle; "
-          f"projection for {PROJECT} bundles: {PROJECT * per_object * objects / len(bundles):.0f} s")
-    return 0
+        print(f"\nregorus on {a.workers} worker processes (each loads the policies once): {len(generated)} bundles "
+              f"in {seconds:.2f} s = {1e3 * seconds / len(generated):.2f} ms/bundle")
+    return 0 if same == len(inputs) else 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ deny contains msg if {
 	combined
 	some s in input
 	bundle_object(s.contents)
-	not labels_complete(s.contents.metadata.labels, required_labels, required_label_count)
+	not labels_complete(object_labels(s.contents), required_labels, required_label_count)
 	some msg in check_required_labels(s)
 }
 
@@ -18,7 +18,8 @@ deny contains msg if {
 	combined
 	some s in input
 	s.contents.kind in pod_kinds
-	not labels_complete(pod_template(s.contents).metadata.labels, required_pod_labels, required_pod_label_count)
+	template := pod_template(s.contents)
+	not labels_complete(object_labels(template), required_pod_labels, required_pod_label_count)
 	some msg in check_required_labels(s)
 }
 
@@ -103,14 +104,14 @@ required_label_count := count(required_labels)
 
 required_pod_label_count := count(required_pod_labels)
 
-missing_labels(labels, wanted) := sort([l | some l in wanted; not non_empty_string(labels[l])])
+missing_labels(labels, wanted) := sort([l | some l in wanted; not non_empty_string(object.get(labels, l, ""))])
 
 check_required_labels(s) := {finding(s, "required-labels", words(["missing label(s) ", concat(", ", missing)])) |
-	not labels_complete(s.contents.metadata.labels, required_labels, required_label_count)
+	not labels_complete(object_labels(s.contents), required_labels, required_label_count)
 	missing := missing_labels(object_labels(s.contents), required_labels)
 } | {finding(s, "required-labels", words(["pod template is missing label(s) ", concat(", ", missing)])) |
 	template := pod_template(s.contents)
-	not labels_complete(template.metadata.labels, required_pod_labels, required_pod_label_count)
+	not labels_complete(object_labels(template), required_pod_labels, required_pod_label_count)
 	missing := missing_labels(object_labels(template), required_pod_labels)
 }
 
@@ -153,7 +154,7 @@ check_bundle_quota(ents, b) := {finding(anchor(ents, b), "resource-quota", "the 
 
 bundle_has_quota(ents, b) if {
 	some i in of_kind(ents, b, "ResourceQuota")
-	count(ents[i].contents.spec.hard) > 0
+	count(items_of(ents[i].contents.spec.hard)) > 0
 }
 
 check_bundle_limit_range(ents, b) := {finding(anchor(ents, b), "limit-range", "the bundle has no LimitRange with limits for type Container") |
@@ -162,7 +163,7 @@ check_bundle_limit_range(ents, b) := {finding(anchor(ents, b), "limit-range", "t
 
 bundle_has_limit_range(ents, b) if {
 	some i in of_kind(ents, b, "LimitRange")
-	some limit in ents[i].contents.spec.limits
+	some limit in items_of(ents[i].contents.spec.limits)
 	limit.type == "Container"
 }
 
@@ -199,7 +200,7 @@ check_bundle_identity(ents, b) := {finding(anchor(ents, b), "bundle-identity", "
 } | {finding(ents[i], "bundle-identity", words(["label ", key, " is '", value, "', but the bundle's is '", b.labels[key], "'"])) |
 	b.id != {}
 	some i in b.members
-	not identity_matches(ents[i].contents.metadata.labels, b.id)
+	not identity_matches(object_labels(ents[i].contents), b.id)
 	some key in identity_label_keys
 	value := object_labels(ents[i].contents)[key]
 	value != b.labels[key]

@@ -36,6 +36,7 @@ fx_container := {
 	"image": concat("@", ["registry.example.org/acme/quiz", fx_digest]),
 	"ports": [{"name": "http", "containerPort": 8080, "protocol": "TCP"}],
 	"resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}},
+	"lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
 	"securityContext": {
 		"allowPrivilegeEscalation": false,
 		"capabilities": {"drop": ["ALL"]},
@@ -56,7 +57,11 @@ fx_deployment := {
 			"metadata": {"labels": fx_labels},
 			"spec": {
 				"automountServiceAccountToken": false,
-				"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+				"securityContext": {
+					"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"},
+					"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
+				},
+				"terminationGracePeriodSeconds": 30,
 				"containers": [fx_container],
 				"volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
 			},

@@ -44,8 +44,7 @@ deny contains msg if {
 }
 
 isolation_deny(s) := check_isolation(s) if s.contents.kind in isolation_kinds
-
-isolation_deny(s) := set() if not s.contents.kind in isolation_kinds
+else := set()
 
 isolation_kinds := {"ExternalSecret", "KafkaUser", "Grant", "Role"}
 
@@ -131,7 +130,7 @@ pattern_of(r) := p if {
 	is_string(p)
 } else := "literal"
 
-acl_operations(acl) := array.concat([op | some op in acl.operations], [op | op := acl.operation])
+acl_operations(acl) := array.concat([op | some op in items_of(acl.operations)], [op | op := acl.operation])
 
 acl_where(i, a) := words(["ACL ", i, " (", a.type, " '", a.name, "', ", a.pattern, ")"])
 
@@ -267,12 +266,15 @@ grant_forbidden_keys := {k | grant_forbidden_fields[k]}
 # provider-sql's PostgreSQL kinds (postgresql.sql.crossplane.io, and .m. for Crossplane v2).
 sql_object(obj, kind) if {
 	obj.kind == kind
+	is_string(obj.apiVersion)
 	startswith(obj.apiVersion, "postgresql.sql.")
 }
 
 check_db_grant(s) := {finding(s, "db-grant-scope", words(["spec.forProvider.", field, " ", why])) |
 	sql_object(s.contents, "Grant")
-	some field in object.keys(s.contents.spec.forProvider) & grant_forbidden_keys
+	provider := s.contents.spec.forProvider
+	is_object(provider)
+	some field in object.keys(provider) & grant_forbidden_keys
 	why := grant_forbidden_fields[field]
 } | {finding(s, "db-grant-scope", "the grant is not limited to a schema: name the bundle's schema with spec.forProvider.schemaRef") |
 	sql_object(s.contents, "Grant")
@@ -280,8 +282,13 @@ check_db_grant(s) := {finding(s, "db-grant-scope", words(["spec.forProvider.", f
 	not s.contents.spec.forProvider.schemaRef.name
 } | {finding(s, "db-grant-scope", "the grant names no database: write spec.forProvider.database") |
 	sql_object(s.contents, "Grant")
-	not non_empty_string(s.contents.spec.forProvider.database)
+	not non_empty_string(grant_database(s.contents))
 }
+
+# The database a provider-sql Grant names; null when it names none.
+grant_database(obj) := d if {
+	d := obj.spec.forProvider.database
+} else := null
 
 role_privileges := ["superUser", "createDb", "createRole", "replication", "bypassRls"]
 

@@ -4,22 +4,35 @@
 #   - `conftest test` (CI). Without --combine, `input` is ONE Kubernetes object. With --combine,
 #     `input` is an array of {"path": <file path>, "contents": <parsed file>}, one entry per file
 #     (bundle.json and kustomization.yaml included).
-#   - renderer/policy.py (in process, regopy): always the combined shape, one array per bundle,
-#     paths "<env>/plugins/<tenant>/<plugin>/<file>", bundle.json included when known.
+#   - renderer/gates/policy.py (in process, regorus): always the combined shape, one array per
+#     bundle, paths "<env>/plugins/<tenant>/<plugin>/<file>", bundle.json included when known.
 #
 # Per-object checks take a subject {"path", "contents"}: an entry of the combined input, or the one
 # object wrapped as {"path": "", "contents": input}, so one evaluation covers a whole bundle.
 # Cross-object checks take the combined input and one of its `bundles` (entries grouped by
 # folder); they never fire on a single object.
 #
-# Every message is "<rule-id>: [<path>: ]<Kind>/<name>: <text>"; renderer/policy.py turns it into
+# Every message is "<rule-id>: [<path>: ]<Kind>/<name>: <text>"; renderer/gates/policy.py turns it into
 # "<bundle>/<file>: <Kind>/<name>: <rule-id>: <text>".
 #
 # Rules are functions of a subject (check_*(s)) or of the combined input and a bundle
 # (check_bundle_*(ents, b)); the `deny`/`warn` rules of each file apply them. The unit tests
-# (*_test.rego) call the functions directly: rego-cpp crashes the process on `with input as`.
+# (*_test.rego) call the functions directly (rego-cpp, measured by bench/, crashes on `with input as`).
 #
-# Written for rego-cpp (regopy, in process: ~10-30 us per evaluation step) as much as for OPA:
+# The same text must mean the same under regorus (the gate), OPA (conftest in CI; the tests use it
+# as the reference: tests/test_policy_engines.py) and rego-cpp (regopy, the old engine, bench/):
+#   - OPA evaluates every reference and call argument inside a `not` before negating, so a
+#     missing field makes `not f(x.missing)`, `not "A" in x.missing` and `not f(g(x))` (g
+#     undefined) false under OPA and true under the others. Inside `not`, pass only values that
+#     are always defined: total helpers with `else` (object_labels, dropped_capabilities,
+#     grant_database, get), object.get on a known object, or bind the value first (`x := ...`)
+#     and negate on it. `not x.missing` and `not x.missing == v` mean the same everywhere.
+#   - Iterate and count input fields through items_of(): regorus stops with an error on
+#     `some x in 5`, and both engines on `count(5)`; check that a field is a string before a
+#     string built-in (both stop on a type error). A bundle of odd shapes then gets verdicts,
+#     the same under every engine, not an evaluation error.
+#
+# Kept from when rego-cpp (~10-30 us per evaluation step) was the gate's engine:
 #   - `deny`/`warn` rules iterate `input` itself (iterating a rule whose value is the input copies
 #     it each time) and test a cheap guard (the kind, a fast "all is well" check) before calling
 #     a check_* function, so a compliant object costs a few steps per rule.
@@ -92,7 +105,10 @@ is_k8s(obj) if {
 # Objects that are not part of a plugin bundle's workload: kustomize's own file and Argo CD's.
 not_bundle_object(obj) if obj.kind == "Kustomization"
 
-not_bundle_object(obj) if startswith(obj.apiVersion, "argoproj.io/")
+not_bundle_object(obj) if {
+	is_string(obj.apiVersion)
+	startswith(obj.apiVersion, "argoproj.io/")
+}
 
 bundle_object(obj) if {
 	is_k8s(obj)
@@ -132,6 +148,13 @@ get(x, key) := v if {
 	v := x[key]
 } else := "-"
 
+# The elements of a field to iterate: the field when it is a collection, else none. (regorus
+# stops with an error on `some x in <a number>`, where OPA finds nothing.)
+items_of(x) := x if is_array(x)
+else := x if is_object(x)
+else := x if is_set(x)
+else := []
+
 non_empty_string(x) if {
 	is_string(x)
 	x != ""
@@ -143,9 +166,9 @@ empty_selector(sel) if {
 	not selector_has_terms(sel)
 }
 
-selector_has_terms(sel) if count(sel.matchLabels) > 0
+selector_has_terms(sel) if count(items_of(sel.matchLabels)) > 0
 
-selector_has_terms(sel) if count(sel.matchExpressions) > 0
+selector_has_terms(sel) if count(items_of(sel.matchExpressions)) > 0
 
 # `name` contains `id` (a tenant id or plugin name: [a-z0-9-]) as a whole word, so that
 # "riverside-academy" does not match "riverside-academy-evil".

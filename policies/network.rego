@@ -33,11 +33,11 @@ check_egress_open(s) := {finding(s, "egress-open-to-all", words(["egress rule ",
 egress_open_reasons(rule) := {"has no destinations (to is empty or missing), so it allows every address" |
 	not has_peers(rule)
 } | {reason |
-	some peer in rule.to
+	some peer in items_of(rule.to)
 	some reason in peer_open_reasons(peer)
 }
 
-has_peers(rule) if count(rule.to) > 0
+has_peers(rule) if count(items_of(rule.to)) > 0
 
 peer_open_reasons(peer) := {"has an empty peer, which allows every address" |
 	peer == {}
@@ -65,7 +65,7 @@ default_deny(obj) if {
 	not has_rules(obj.spec, "egress")
 }
 
-has_rules(spec, direction) if count(spec[direction]) > 0
+has_rules(spec, direction) if count(items_of(spec[direction])) > 0
 
 check_bundle_default_deny(ents, b) := {finding(anchor(ents, b), "network-default-deny", "the bundle has no default-deny NetworkPolicy (podSelector: {}, policyTypes: [Ingress, Egress], no rules)") |
 	not bundle_has_default_deny(ents, b)

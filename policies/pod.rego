@@ -53,10 +53,10 @@ high_id(v) if {
 	v >= min_uid
 }
 
-pod_security(spec) := object.get(spec, "securityContext", {})
+pod_security(spec) := oget(spec, "securityContext", {})
 
 # A container's setting, else the pod's (as the kubelet does), else null.
-effective_id(spec, c, key) := object.get(object.get(c, "securityContext", {}), key, object.get(pod_security(spec), key, null))
+effective_id(spec, c, key) := oget(oget(c, "securityContext", {}), key, oget(pod_security(spec), key, null))
 
 check_high_uid(s) := {finding(s, "high-uid", words(["container ", container_name(c), " runs with ", key, " ", v, ": set securityContext.", key, " to ", min_uid, " or more, so that it shares no identity with a user of the node"])) |
 	spec := pod_spec(s.contents)
@@ -65,25 +65,30 @@ check_high_uid(s) := {finding(s, "high-uid", words(["container ", container_name
 	v := effective_id(spec, c, key)
 	not high_id(v)
 } | {finding(s, "high-uid", words(["the pod's securityContext.fsGroup is ", v, ": set it to ", min_uid, " or more"])) |
-	v := object.get(pod_security(pod_spec(s.contents)), "fsGroup", null)
+	v := oget(pod_security(pod_spec(s.contents)), "fsGroup", null)
 	not high_id(v)
 }
+
+# object.get on anything: the default when x is not an object (OPA and regorus stop with a type
+# error on object.get of a string or a number; an odd input must give a verdict, not an error).
+oget(x, k, d) := object.get(x, k, d) if is_object(x)
+else := d
 
 # ---------------------------------------------------------------- graceful shutdown
 
 default_grace_seconds := 30
 
-pre_stop(c) := object.get(object.get(c, "lifecycle", {}), "preStop", null)
+pre_stop(c) := oget(oget(c, "lifecycle", {}), "preStop", null)
 
-pre_stop_sleep(c) := object.get(object.get(pre_stop(c), "sleep", {}), "seconds", 0)
+pre_stop_sleep(c) := oget(oget(oget(oget(c, "lifecycle", {}), "preStop", {}), "sleep", {}), "seconds", 0)
 
 check_graceful_shutdown(s) := {finding(s, "graceful-shutdown", words(["container ", container_name(c), " has no lifecycle.preStop handler: add lifecycle.preStop.sleep.seconds, so that it keeps serving while endpoints stop sending to it"])) |
-	some c in object.get(pod_spec(s.contents), "containers", [])
+	some c in oget(pod_spec(s.contents), "containers", [])
 	pre_stop(c) == null
 } | {finding(s, "graceful-shutdown", words(["container ", container_name(c), " sleeps ", delay, " s before stopping, which is not less than terminationGracePeriodSeconds (", grace, "): the process would be killed before it can finish"])) |
 	spec := pod_spec(s.contents)
-	grace := object.get(spec, "terminationGracePeriodSeconds", default_grace_seconds)
-	some c in object.get(spec, "containers", [])
+	grace := oget(spec, "terminationGracePeriodSeconds", default_grace_seconds)
+	some c in oget(spec, "containers", [])
 	delay := pre_stop_sleep(c)
 	delay >= grace
 }
@@ -103,22 +108,22 @@ allows_a_disruption(v) if {
 }
 
 check_disruption_budget(s) := {finding(s, "pod-disruption-budget", "sets minAvailable, which blocks every node drain while only that many pods run (one replica): use maxUnavailable: 1") |
-	object.get(s.contents.spec, "minAvailable", null) != null
+	oget(s.contents.spec, "minAvailable", null) != null
 } | {finding(s, "pod-disruption-budget", words(["maxUnavailable is ", v, ": allow at least one pod to go (maxUnavailable: 1), or a node drain waits forever"])) |
-	v := object.get(s.contents.spec, "maxUnavailable", null)
+	v := oget(s.contents.spec, "maxUnavailable", null)
 	not allows_a_disruption(v)
 } | {finding(s, "pod-disruption-budget", words(["unhealthyPodEvictionPolicy is ", v, ": set AlwaysAllow, so that a pod that is not Ready never blocks a drain"])) |
-	v := object.get(s.contents.spec, "unhealthyPodEvictionPolicy", null)
+	v := oget(s.contents.spec, "unhealthyPodEvictionPolicy", null)
 	v != "AlwaysAllow"
 } | {finding(s, "pod-disruption-budget", "selects no pods by label: set spec.selector.matchLabels to the workload's selector") |
-	count(object.get(object.get(s.contents.spec, "selector", {}), "matchLabels", {})) == 0
+	count(oget(oget(s.contents.spec, "selector", {}), "matchLabels", {})) == 0
 }
 
 # The budget's selector picks the workload's pods: every matchLabels entry is a label of the template.
 budget_covers(pdb, obj) if {
-	sel := object.get(object.get(pdb.spec, "selector", {}), "matchLabels", {})
+	sel := oget(oget(pdb.spec, "selector", {}), "matchLabels", {})
 	count(sel) > 0
-	labels := object.get(object.get(pod_template(obj), "metadata", {}), "labels", {})
+	labels := oget(oget(pod_template(obj), "metadata", {}), "labels", {})
 	matched := {k | v := sel[k]; labels[k] == v}
 	count(matched) == count(sel)
 }
@@ -127,6 +132,7 @@ check_bundle_disruption_budget(ents, b) := {finding(ents[i], "pod-disruption-bud
 	some i in b.members
 	obj := ents[i].contents
 	obj.kind in {"Deployment", "StatefulSet"}
+	count(items_of(oget(oget(pod_template(obj), "metadata", {}), "labels", {}))) > 0  # no labels: required-labels says so
 	not bundle_budget_covers(ents, b, obj)
 }
 

@@ -20,12 +20,10 @@ warn contains msg if {
 }
 
 workload_deny(s) := check_workload(s) if s.contents.kind in pod_kinds
-
-workload_deny(s) := set() if not s.contents.kind in pod_kinds
+else := set()
 
 workload_warn(s) := check_workload_warnings(s) if s.contents.kind in pod_kinds
-
-workload_warn(s) := set() if not s.contents.kind in pod_kinds
+else := set()
 
 check_workload(s) := ((((((((check_run_as_non_root(s) | check_privilege_escalation(s)) | check_privileged(s)) | check_capabilities(s)) | check_host_namespaces(s)) | check_host_ports(s)) | check_host_path(s)) | check_seccomp(s)) | check_image_digest(s))
 
@@ -60,7 +58,7 @@ pod_spec(obj) := pod_template(obj).spec if obj.kind != "Pod"
 # Every container of a pod spec, init and ephemeral ones included.
 containers(spec) := [c |
 	some field in ["initContainers", "containers", "ephemeralContainers"]
-	some c in spec[field]
+	some c in items_of(spec[field])
 ]
 
 container_name(c) := n if {
@@ -74,6 +72,11 @@ security(spec, c, key) := v if {
 } else := v if {
 	v := spec.securityContext[key]
 } else := null
+
+# A container's capabilities.drop list; [] when it has none.
+dropped_capabilities(c) := d if {
+	d := items_of(c.securityContext.capabilities.drop)
+} else := []
 
 # ---------------------------------------------------------------- rules
 
@@ -97,10 +100,10 @@ check_privileged(s) := {finding(s, "no-privileged", words(["container ", contain
 
 check_capabilities(s) := {finding(s, "capabilities", words(["container ", container_name(c), " does not drop ALL capabilities: set securityContext.capabilities.drop: [ALL]"])) |
 	some c in containers(pod_spec(s.contents))
-	not "ALL" in c.securityContext.capabilities.drop
+	not "ALL" in dropped_capabilities(c)
 } | {finding(s, "capabilities", words(["container ", container_name(c), " adds capability ", cap, ": only NET_BIND_SERVICE may be added"])) |
 	some c in containers(pod_spec(s.contents))
-	some cap in c.securityContext.capabilities.add
+	some cap in items_of(c.securityContext.capabilities.add)
 	cap != "NET_BIND_SERVICE"
 }
 
@@ -111,12 +114,12 @@ check_host_namespaces(s) := {finding(s, "no-host-namespaces", words(["the pod sh
 
 check_host_ports(s) := {finding(s, "no-host-ports", words(["container ", container_name(c), " binds host port ", get(p, "hostPort"), ": remove hostPort"])) |
 	some c in containers(pod_spec(s.contents))
-	some p in c.ports
+	some p in items_of(c.ports)
 	p.hostPort != 0
 }
 
 check_host_path(s) := {finding(s, "no-host-path", words(["volume ", get(v, "name"), " mounts a path of the node (hostPath): use emptyDir or a PersistentVolumeClaim"])) |
-	some v in pod_spec(s.contents).volumes
+	some v in items_of(pod_spec(s.contents).volumes)
 	v.hostPath
 }
 
@@ -134,8 +137,8 @@ pinned_by_digest(image) if {
 
 check_image_digest(s) := {finding(s, "image-digest", words(["container ", container_name(c), " uses image ", image, ", which is not pinned by digest: use <repository>@sha256:<digest>"])) |
 	some c in containers(pod_spec(s.contents))
-	not pinned_by_digest(c.image)
 	image := get(c, "image")
+	not pinned_by_digest(image)
 }
 
 # ---------------------------------------------------------------- warnings
@@ -146,7 +149,7 @@ check_read_only_root(s) := {finding(s, "read-only-root-filesystem", words(["cont
 }
 
 check_resource_limits(s) := {finding(s, "resource-limits", words(["container ", container_name(c), " has no ", r, " limit: set resources.limits.", r])) |
-	some c in pod_spec(s.contents).containers
+	some c in items_of(pod_spec(s.contents).containers)
 	some r in ["cpu", "memory"]
 	not c.resources.limits[r]
 }
