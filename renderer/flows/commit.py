@@ -29,6 +29,7 @@ from renderer.gitops import (
     open_repo,
 )
 from renderer.gitops.report import Report
+from renderer.flows.shards import rendered_from_shards
 from renderer.pipeline.build import BuildRequest, BuildResult, build
 from renderer.pipeline.provenance import plugin_version, same_inputs
 from renderer.pipeline.write import MARKER
@@ -40,12 +41,14 @@ class CommitFlowRequest:
     options: CommitOptions
     source_commit: Optional[str] = None
     keep: bool = True  # offer bundles unchanged at the head for keeping (``--no-cache``: False)
+    # `--from-shards DIR...`: join these shard outputs (``flows.shards``) instead of rendering
+    from_shards: tuple[Path, ...] = ()
 
 
 def commit(request: CommitFlowRequest) -> Outcome:
     with open_repo(request.options, write=True) as repo:
         snap = repo.snapshot()
-        rendered = _render(request, snap)
+        rendered = _joined(request, snap) if request.from_shards else _render(request, snap)
         return repo.commit(CommitRequest(rendered, snap.base, request.options))
 
 
@@ -78,6 +81,13 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
         files = _only(files, only, result)
     return Rendered(files=files, envs=tuple(e.name for e in result.environments), all_envs=request.build.env is None,
                     only=only, installs=installs, source_commit=request.source_commit)
+
+
+def _joined(request: CommitFlowRequest, snap: Snapshot) -> Rendered:
+    """The shards' bundles, joined and checked as one run (``flows.shards``); the version moves
+    are checked against the snapshot as for a rendered commit."""
+    return rendered_from_shards(request.build, request.from_shards, source_commit=request.source_commit,
+                                deployed=_deployed(snap))
 
 
 def _reuse(snap: Snapshot):
