@@ -119,6 +119,8 @@ def join(request: BuildRequest, dirs: Sequence[Path], *, deployed: Optional[Call
 
     t = time.perf_counter()
     violations = [v for c in checked for v in c.violations]
+    if violations:  # the environment-wide checks need every bundle's facts, re-derived
+        raise ValidationFailed(sorted(violations))
     result = BuildResult(envs, bundles=len(checked), objects=sum(c.objects for c in checked),
                          warnings=warnings + [w for c in checked for w in c.warnings])
     joined = Joined(result, bundles={c.path: (owner[c.path], c.digest) for c in checked})
