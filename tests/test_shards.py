@@ -252,6 +252,12 @@ def _unlisted_bundle(world, dirs, envs):
     return dirs, f"not a bundle listed in {FACTS_FILE}"
 
 
+def _stray_file(world, dirs, envs):
+    d, path = _a_bundle(dirs)
+    (d / path.split("/")[0] / "plugins" / "notes.txt").write_text("hello\n")
+    return dirs, "not a tenant folder of bundles"
+
+
 def _not_json(world, dirs, envs):
     (dirs[1] / FACTS_FILE).write_text("{not json")
     return dirs, f"{dirs[1] / FACTS_FILE}:1: -: not JSON"
@@ -272,6 +278,7 @@ REFUSALS = [
     pytest.param(_wrong_shard, id="a-bundle-in-the-wrong-shard"),
     pytest.param(_appproject_in_shard, id="an-appproject-inside-a-shard"),
     pytest.param(_unlisted_bundle, id="a-bundle-the-facts-file-does-not-list"),
+    pytest.param(_stray_file, id="a-stray-file-among-the-tenants"),
     pytest.param(_not_json, id="a-facts-file-that-is-not-json"),
     pytest.param(_not_a_shard, id="a-folder-that-is-not-a-shard"),
 ]

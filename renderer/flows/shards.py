@@ -253,6 +253,9 @@ def _stray_files(root: Path, doc: dict, envs: list[str]) -> list:
         for sub in sorted(entry.iterdir()):
             rel = f"{entry.name}/{sub.name}"
             if sub.name == layout.PLUGINS and sub.is_dir() and not sub.is_symlink():
+                for tenant in sorted(sub.iterdir()):
+                    if not tenant.is_dir() or tenant.is_symlink():
+                        problems.append(Problem(str(tenant), 0, "-", "not a tenant folder of bundles"))
                 for folder in sorted(p for p in sub.glob("*/*")):
                     if folder.relative_to(root).as_posix() not in bundles or not folder.is_dir() or folder.is_symlink():
                         problems.append(Problem(str(folder), 0, "-", f"not a bundle listed in {FACTS_FILE}"))
