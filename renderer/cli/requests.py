@@ -56,11 +56,11 @@ def _shards(args: argparse.Namespace) -> None:
 def build_request(args: argparse.Namespace, out: Optional[Path], progress=None) -> BuildRequest:
     _shards(args)
     return BuildRequest(
-        env_dir=args.env_dir, out=out, env=args.env, only=_only(args.only),
+        env_dir=args.env_dir, out=out, env=args.env, only=_only(getattr(args, "only", None)),
         schema_locations=schema_locations(args), ignore_missing_schemas=args.ignore_missing_schemas,
         offline=args.offline,
         insecure_registries=frozenset(args.insecure_registry + env_list("RENDER_INSECURE_REGISTRIES")),
-        cache_dir=cache_dir(args), jobs=args.jobs, progress=progress, shard=getattr(args, "shard", None),
+        cache_dir=cache_dir(args), jobs=getattr(args, "jobs", 0), progress=progress, shard=getattr(args, "shard", None),
     )
 
 

@@ -13,13 +13,14 @@ Where it sits: ``flows``, the only layer that sees both rendering (``pipeline``)
 from __future__ import annotations
 
 import dataclasses
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from renderer.core import layout
-from renderer.core.errors import InputError, Problem
+from renderer.core.errors import InputError, Problem, RefusingToProceed
 from renderer.gitops import (
     CommitOptions,
     CommitRequest,
@@ -28,9 +29,11 @@ from renderer.gitops import (
     Snapshot,
     open_repo,
 )
+from renderer.gitops.history import HeldClaim
 from renderer.gitops.report import Report
 from renderer.flows.shards import rendered_from_shards
 from renderer.pipeline.build import BuildRequest, BuildResult, build
+from renderer.pipeline.holds import Held
 from renderer.pipeline.provenance import plugin_version, same_inputs
 from renderer.pipeline.write import MARKER
 
@@ -71,21 +74,47 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
     only = request.build.only
     with tempfile.TemporaryDirectory(prefix="render-commit-") as tmp:
         out = Path(tmp) / "out"
+        claims, notes = snap.held() if snap else ([], [])
         result = build(dataclasses.replace(
             request.build, out=out, only=None, reuse=_reuse(snap) if request.keep and snap else None,
-            deployed=_deployed(snap) if snap else None))
+            deployed=_deployed(snap) if snap else None, held={c.bundle: _held(c) for c in claims}))
         files = _read_output(out)
+    by_path = {c.bundle: c for c in claims}
+    for path in sorted(result.held):
+        files[layout.parse_bundle(path).hold] = hold_file(by_path[path])
     plans = [p for e in result.environments for p in e.bundles]
     installs = {p.path: f"sha256:{p.install_sha256}" for p in plans if p.install_sha256}
     if only is not None:
         files = _only(files, only, result)
     return Rendered(files=files, envs=tuple(e.name for e in result.environments), all_envs=request.build.env is None,
-                    only=only, installs=installs, source_commit=request.source_commit)
+                    only=only, installs=installs, source_commit=request.source_commit,
+                    notes=tuple(notes + result.notes))
+
+
+def _held(claim: HeldClaim) -> Held:
+    return Held(claim.files, claim.install, claim.from_version, claim.written_at, claim.reason)
+
+
+def hold_file(claim: HeldClaim) -> bytes:
+    """The hold file of a held bundle: the one at the head, or a new one for a revert."""
+    if claim.hold_file is not None:
+        return claim.hold_file
+    hold = {"bundle": claim.bundle, "knownGood": claim.written_at, "rolledBackFrom": claim.rolled_back_from,
+            "install": claim.install, "reason": claim.reason,
+            "note": "render commit keeps this bundle at the state render wrote at knownGood while the install file "
+                    "hashes to 'install'; change the install to render it again"}
+    return (json.dumps(hold, indent=2, sort_keys=True) + "\n").encode()
 
 
 def _joined(request: CommitFlowRequest, snap: Snapshot) -> Rendered:
     """The shards' bundles, joined and checked as one run (``flows.shards``); the version moves
-    are checked against the snapshot as for a rendered commit."""
+    are checked against the snapshot as for a rendered commit. Shards render without the repo, so
+    they cannot keep a bundle held at a rolled-back state: with a hold at the head, refuse."""
+    claims, _ = snap.held()
+    if claims:
+        raise RefusingToProceed(
+            f"the GitOps repo holds {len(claims)} bundle(s) at an earlier state ({', '.join(sorted(c.bundle for c in claims)[:5])}); "
+            "a commit from shards cannot keep holds: run `render commit` without --from-shards")
     return rendered_from_shards(request.build, request.from_shards, source_commit=request.source_commit,
                                 deployed=_deployed(snap))
 

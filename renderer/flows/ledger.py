@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 from renderer import gitops
+from renderer.core.layout import BundleKey
 from renderer.gitops import KnownGood, Outcome
+from renderer.pipeline.build import BuildRequest
+from renderer.pipeline.restore import check_restored
 
 
 @dataclass(frozen=True)
@@ -34,5 +37,11 @@ def mark_good(ref: BundleRef, *, commit: Optional[str] = None, push: bool = Fals
     return MarkGoodResult(record, written, gitops.is_url(ref.repo) or push)
 
 
-def rollback(ref: BundleRef, *, push: bool = False) -> Outcome:
-    return gitops.rollback(ref.repo, ref.env, ref.tenant, ref.plugin, branch=ref.branch, push=push)
+def rollback(ref: BundleRef, check: BuildRequest, *, push: bool = False) -> Outcome:
+    """Restore a bundle's last known-good state: prepared by gitops under the repository lock,
+    gated like a rendered bundle (``pipeline.restore``), then committed."""
+    with gitops.prepare_rollback(ref.repo, ref.env, ref.tenant, ref.plugin, branch=ref.branch, push=push) as plan:
+        if plan.files:
+            check_restored(check, BundleKey(ref.env, ref.tenant, ref.plugin), plan.files, plan.from_version,
+                           plan.to_version)
+        return plan.commit()

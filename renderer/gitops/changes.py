@@ -160,24 +160,11 @@ def plan_commit(start_tree: Tree, rendered: Rendered, g: Git) -> Change:
             return False
         return rendered.all_envs or parts[0] in rendered.envs
 
-    holds = {u: s[layout.parse_bundle(u).hold][1] for u, s in start_units.items()
-             if layout.parse_bundle(u) and layout.parse_bundle(u).hold in s and in_scope(u)}
-    hold_blobs = g.read_blobs(holds.values())
-    notes: list[str] = []
+    notes: list[str] = list(rendered.notes)
     desired_all: dict[str, Tree] = {}
     for unit in sorted(set(start_units) | set(rendered_units)):
-        if not in_scope(unit):
-            continue
-        want = rendered_units.get(unit, {})
-        if unit in holds and want:
-            hold = _json(hold_blobs[holds[unit]])
-            if _hold_applies(hold, unit, rendered, want, blobs):
-                want = start_units[unit]
-                notes.append(f"kept {unit} as rolled back to {str(hold.get('knownGood', ''))[:12]}: its install "
-                             "file is unchanged since the rollback (change the install to render it again)")
-            else:
-                notes.append(f"released the rollback hold on {unit}: its install changed, so it is rendered again")
-        desired_all[unit] = want
+        if in_scope(unit):  # a held bundle comes with its hold file; a released one without
+            desired_all[unit] = rendered_units.get(unit, {})
     want_changed = {u: w for u, w in desired_all.items() if w != start_units.get(u, {})}
     start_changed = {u: start_units.get(u, {}) for u in want_changed}
     return Change(start_changed, want_changed, blobs, desired_all, notes)
@@ -189,17 +176,6 @@ def _json(data: bytes) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _hold_applies(hold: dict, unit: str, rendered: Rendered, want: Tree, blobs: dict[str, bytes]) -> bool:
-    install = hold.get("install")
-    if install:
-        return rendered.installs.get(unit) == install
-    digest = hold.get("inputDigest")
-    meta = want.get(f"{unit}/bundle.json")
-    if digest and meta:
-        return _json(blobs[meta[1]]).get("inputDigest") == digest
-    return False
 
 
 def rebase(change: Change, head_tree: Tree) -> Change:

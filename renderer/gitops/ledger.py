@@ -13,8 +13,9 @@ import json
 import random
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 from renderer import __version__
 from renderer.core import layout
@@ -23,12 +24,8 @@ from renderer.core.layout import HOLDS, README, unit_of
 from renderer.gitops import report as diffmod
 from renderer.gitops.changes import Change, _by_unit, _json, check_managed
 from renderer.gitops.git import BLOB, Tree
-from renderer.gitops.publish import (
-    DEFAULT_ATTEMPTS,
-    CommitOptions,
-    Outcome,
-    _publish_change,
-)
+from renderer.gitops.history import install_that_wrote, is_render_commit, on_first_parent, version_at
+from renderer.gitops.publish import DEFAULT_ATTEMPTS, CommitOptions, Outcome, Published, _publish_change
 from renderer.gitops.texts import ledger_readme
 from renderer.gitops.workspace import LEDGER_BRANCH, Workspace, is_url, require_publishable, workspace
 
@@ -128,9 +125,25 @@ def known_good(repo: str, env: str, tenant: str, plugin: str, branch: Optional[s
 # ------------------------------------------------------------------------------------ rollback
 
 
-def rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: Optional[str] = None, push: bool = False,
-             attempts: int = DEFAULT_ATTEMPTS) -> Outcome:
-    """Restore the bundle's folder from its last known-good state, as a new commit that holds."""
+@dataclass
+class RollbackPlan:
+    """A rollback prepared under the repository lock: what it restores, for ``flows`` to gate
+    (every gate, the image's signature, the migration contract) before ``commit()`` publishes it."""
+
+    bundle: str
+    good: KnownGood
+    files: tuple  # ((name, bytes), ...): the bundle folder as it was at the known-good commit
+    from_version: Optional[str]  # the version at the head (what is rolled back from)
+    to_version: Optional[str]  # the version restored
+    commit: Callable[[], Outcome]
+
+
+@contextmanager
+def prepare_rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: Optional[str] = None,
+                     push: bool = False, attempts: int = DEFAULT_ATTEMPTS) -> Iterator[RollbackPlan]:
+    """Restore the bundle's folder from its last known-good state, as a new commit that holds. The
+    known-good record is a claim: it must name one of render's commits on the branch's own first-
+    parent history, holding exactly the recorded tree. Yields None when there is nothing to do."""
     require_publishable(repo, push, "render rollback")
     bundle = layout.bundle_path(env, tenant, plugin)
     url = is_url(repo)
@@ -148,6 +161,10 @@ def rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: Optional[
         if not ws.g.rev(good.commit) or ws.g.object_id(f"{good.commit}:{bundle}") != good.tree:
             raise RefusingToProceed(f"the known-good record of {bundle} names {good.commit[:12]}, which "
                                     f"{ws.display} does not hold with that bundle; nothing was changed")
+        if not base or not on_first_parent(ws.g, good.commit, base) or not is_render_commit(ws.g, good.commit):
+            raise RefusingToProceed(
+                f"the known-good record of {bundle} names {good.commit[:12]}, which is not one of render's commits "
+                f"on {ws.branch}'s own history; refusing to restore it (a record is a claim, not proof)")
         units = _by_unit(tree)
         current = units.get(bundle, {})
         if f"{bundle}/bundle.json" not in current:
@@ -157,16 +174,16 @@ def rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: Optional[
         good_tree = {p: e for p, e in ws.g.tree(good.commit).items() if unit_of(p) == bundle and not
                      p.startswith(HOLDS)}
         if {p: e for p, e in current.items() if not p.startswith(HOLDS)} == good_tree:
-            outcome = Outcome(ws.display, ws.branch, base, published="none")
+            outcome = Outcome(ws.display, ws.branch, base, published=Published.NONE)
             outcome.notes.append(f"{bundle} is already at its known-good state {good.commit[:12]}; nothing to do")
             ws.sync_local(ws.branch, base)
-            return outcome
-        install, digest = _held_install(ws, tree, base, bundle)
-        hold = {"bundle": bundle, "knownGood": good.commit, "rolledBackFrom": base,
-                "install": install, "inputDigest": digest,
-                "note": "render commit keeps this bundle as rolled back while the install file hashes to 'install' "
-                        "(or, when that is unknown, while its inputs hash to 'inputDigest'); change the install "
-                        "to render it again, or git revert the rollback commit"}
+            yield RollbackPlan(bundle, good, (), None, None, lambda: outcome)
+            return
+        install = install_that_wrote(ws.g, bundle, base) or _held_install(ws, tree, base, bundle)[0]
+        hold = {"bundle": bundle, "knownGood": good.commit, "rolledBackFrom": base, "install": install,
+                "reason": "rollback",
+                "note": "render commit keeps this bundle as rolled back while the install file hashes to 'install'; "
+                        "change the install to render it again, or git revert the rollback commit"}
         hold_bytes = (json.dumps(hold, indent=2, sort_keys=True) + "\n").encode()
         hold_id = ws.g.blob_id(hold_bytes)
         want = dict(good_tree)
@@ -187,8 +204,22 @@ def rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: Optional[
                     f"Renderer-Version: {__version__}\n"
                     f"Bundle: {bundle} rolled-back" + (f" install={install}" if install else "") + "\n")
 
-        return _publish_change(ws, base, tree, change, outcome, message,
-                               CommitOptions(repo, push=push, attempts=attempts, allow_mass_delete=True), "render rollback")
+        def commit() -> Outcome:
+            return _publish_change(ws, base, tree, change, outcome, message,
+                                   CommitOptions(repo, push=push, attempts=attempts, allow_mass_delete=True),
+                                   "render rollback")
+
+        blobs = ws.g.read_blobs(oid for _m, oid in good_tree.values())
+        files = tuple(sorted((p.rsplit("/", 1)[1], blobs[oid]) for p, (_m, oid) in good_tree.items()))
+        yield RollbackPlan(bundle, good, files, version_at(ws.g, bundle, base), version_at(ws.g, bundle, good.commit),
+                           commit)
+
+
+def rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: Optional[str] = None, push: bool = False,
+             attempts: int = DEFAULT_ATTEMPTS) -> Outcome:
+    """A rollback with no gates (``flows.ledger.rollback`` gates it): for tests of the git side."""
+    with prepare_rollback(repo, env, tenant, plugin, branch=branch, push=push, attempts=attempts) as plan:
+        return plan.commit()
 
 
 def _held_install(ws: Workspace, tree: Tree, head: Optional[str], bundle: str) -> tuple[Optional[str], Optional[str]]:

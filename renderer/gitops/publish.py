@@ -29,7 +29,8 @@ from renderer.gitops.changes import (
     plan_commit,
     rebase,
 )
-from renderer.gitops.git import Tree
+from renderer.gitops.git import Git, Tree
+from renderer.gitops.history import HeldClaim, held_claims
 from renderer.gitops.request import Rendered
 from renderer.gitops.texts import commit_message
 from renderer.gitops.workspace import Workspace, is_url, require_publishable, workspace
@@ -101,6 +102,12 @@ class Snapshot:
     base: Optional[str]
     tree: Tree
     _read: Callable[[Iterable[str]], dict]
+    _git: Optional[Git] = None
+
+    def held(self) -> tuple[list[HeldClaim], list[str]]:
+        """Bundles the head holds at an earlier render-written state (rollbacks, reverts), as proved
+        by the branch's history, and notes on the hold claims that do not hold up."""
+        return held_claims(self._git, self.base, self.tree) if self._git is not None else ([], [])
 
     def bundle_files(self, bundle_paths: Iterable[str], names: Optional[Iterable[str]] = None) -> dict[str, dict[str, bytes]]:
         """``{bundle path: {file name: bytes}}`` at the head, for the bundles given (all their files,
@@ -132,7 +139,7 @@ class Repo:
         base = ws.head(ws.branch)
         tree = ws.g.tree(base)
         check_managed(tree, ws.g, ws.display)
-        return Snapshot(ws.branch, base, tree, ws.g.read_blobs)
+        return Snapshot(ws.branch, base, tree, ws.g.read_blobs, ws.g)
 
     def diff(self, request: CommitRequest) -> diffmod.Report:
         """What ``commit`` would change, never writing to the repository."""

@@ -28,6 +28,7 @@ class Rendered:
     only: Optional[str] = None
     installs: Mapping[str, str] = field(default_factory=dict)
     source_commit: Optional[str] = None
+    notes: tuple[str, ...] = ()  # what rendering found about the head (drift, holds), for the message and the diff
 
     @classmethod
     def from_folder(cls, root: "Path", **kw) -> "Rendered":

@@ -22,11 +22,12 @@ from renderer.pipeline import verify as verify_stage
 from renderer.core.errors import InputError, Problem, SchemasMissing, UsageError, ValidationFailed
 from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
-from renderer.pipeline.provenance import files_of
+from renderer.pipeline.holds import Held, applicable
+from renderer.pipeline.provenance import files_intact, files_of
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
 from renderer.pipeline.render import EMITTED, Bundle, Renderer
 from renderer.pipeline.shards import FACTS_FILE, Shard, facts_document
-from renderer.pipeline.validate import BundleGates, EnvironmentAudit
+from renderer.pipeline.validate import BundleGates, EnvironmentAudit, policy_key
 from renderer.pipeline.write import Staging
 from renderer.core import layout
 from renderer.core.resources import POLICIES, TEMPLATES
@@ -60,6 +61,9 @@ class BuildRequest:
     # Render only this shard's tenants (``shards.Shard``) and leave the environment-wide files to
     # the join: the output holds the shard's bundles, their Applications and ``shards.FACTS_FILE``.
     shard: Optional[Shard] = None
+    # Bundles the target holds at an earlier render-written state (gitops.history proved it from
+    # the branch's history): kept while their install is unchanged, gated like rendered ones.
+    held: Optional[Mapping[str, Held]] = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class RenderedBundle:
     verdict_key: str  # validate.policy_key: cached as passed when the run succeeds
     kept: bool  # taken from the previous output (same inputDigest and files), not rendered
     facts: dict  # what the environment-wide isolation audit needs
+    drift: Optional[str] = None  # the earlier copy was not what render writes (changed outside render)
+    held: bool = False  # the files are a held earlier state (holds.Held), not rendered
 
 
 @dataclass
@@ -83,13 +89,16 @@ class BuildResult:
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     reused: int = 0  # bundles taken as they were (same inputDigest), not rendered again
+    notes: list = field(default_factory=list)  # drift (changed outside render), holds kept or released
+    held: set = field(default_factory=set)  # bundle paths written from a held earlier state
 
 
 _worker: dict = {}
 
 
 def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
-                 passed: frozenset, reuse: Mapping[str, tuple], policy_gate: bool = True) -> None:
+                 passed: frozenset, reuse: Mapping[str, tuple], policy_gate: bool = True,
+                 held: Optional[Mapping[str, Held]] = None) -> None:
     """Per process: compiled templates and gates, the plans and known policy passes (inherited
     through fork, never pickled), and the staging folder each worker writes its bundles into."""
     _worker["renderer"] = Renderer(TEMPLATES)
@@ -99,24 +108,56 @@ def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans:
     _worker["passed"] = passed
     _worker["reuse"] = reuse
     _worker["policy_gate"] = policy_gate
+    _worker["held"] = held or {}
+
+
+def _kept(p, source, gates: BundleGates, passed: frozenset) -> tuple[Optional[Bundle], tuple, Optional[str]]:
+    """A bundle written before for these inputs, kept only if its exact bytes passed these gates on
+    this machine (the local, content-addressed verdict cache): what an output folder or the GitOps
+    repo says of itself (bundle.json digests) is a claim, never proof. Returns the kept bundle (or
+    None: render it), the files found, and a drift note when they are not what render wrote."""
+    files = files_of(source)
+    if not files:
+        return None, (), None
+    if not files_intact(files):
+        return None, files, f"drift: {p.path} differs from its own bundle.json filesDigest (changed outside render)"
+    if policy_key(gates.policy_digest, files) not in passed:
+        return None, files, None  # not proven here: render it and compare
+    return Bundle.from_files(p, files), files, None
+
+
+_HELD = {"rollback": "rolled back to", "revert": "reverted (git revert) to"}
+
+
+def _held(p, claim: Held) -> Bundle:
+    held = Bundle.from_files(p, tuple(sorted(claim.files)))
+    if held is None:
+        raise ValidationFailed([f"{p.path}/bundle.json: -: hold: the held files are not the ones render wrote at "
+                                f"{claim.written_at[:12]} (filesDigest); refusing to keep them"])
+    return held
 
 
 def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
     renderer, gates, staging = _worker["renderer"], _worker["gates"], _worker["staging"]
-    reuse = _worker["reuse"]
+    reuse, passed = _worker["reuse"], _worker["passed"]
     out = []
     for p in _worker["plans"][bounds[0]:bounds[1]]:
-        # A kept bundle is byte for byte what render wrote for these inputs, and so passed these
-        # policies (they are part of inputDigest): only the schema gate runs again on it.
-        kept = Bundle.from_files(p, files_of(reuse[p.path])) if p.path in reuse else None
+        kept, found, drift = _kept(p, reuse[p.path], gates, passed) if p.path in reuse else (None, (), None)
         bundle = kept or renderer.render_bundle(p)
+        claim = _worker["held"].get(p.path)
+        was_held = claim is not None and tuple(sorted(claim.files)) != bundle.files
+        if was_held:
+            bundle, drift = _held(p, claim), f"kept {p.path} as {_HELD[claim.reason]} {claim.written_at[:12]}: its " \
+                "install is unchanged since (change the install to render it again)"
         gates.warnings.clear()
-        violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"],
-                                              policies=kept is None and _worker["policy_gate"])
+        violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed,
+                                              policies=_worker["policy_gate"])
         if kept is not None and violations:  # schemas changed since: render it afresh
-            bundle = renderer.render_bundle(p)
+            bundle, kept = renderer.render_bundle(p), None
             gates.warnings.clear()
-            violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"])
+            violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed)
+        if kept is None and found and drift is None and tuple(sorted(found)) != bundle.files:
+            drift = f"drift: {p.path} is not what render writes for its inputs (changed outside render); rendered afresh"
         app = renderer.render_application(p)
         violations += gates.check_objects(f"{p.env}/argocd", [app], p.platform.kubernetesVersion)
         if staging is not None and not violations:
@@ -125,7 +166,8 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
             else:
                 Staging.write_into(staging, p.path, bundle.files)
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
-                                  tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle)))
+                                  tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle), drift,
+                                  was_held))
     return out
 
 
@@ -150,6 +192,8 @@ def build(request: BuildRequest) -> BuildResult:
     selected = verify_stage.verify(inputs, selected, offline=request.offline,
                                    insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
     timings["verify"] = time.perf_counter() - t
+    held, hold_notes = applicable(inputs, selected, request.held or {}, offline=request.offline,
+                                  insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
 
     owned = None
     if request.only is not None:
@@ -158,7 +202,8 @@ def build(request: BuildRequest) -> BuildResult:
         owned = {e.name for e in envs} | {FACTS_FILE}
     staging = Staging(request.out, owned) if request.out is not None else None
     try:
-        result = _render_all(request, envs, selected, staging, gates, timings)
+        result = _render_all(request, envs, selected, staging, gates, timings, held)
+        result.notes[:0] = hold_notes
         if staging is not None:
             t = time.perf_counter()
             staging.commit()
@@ -229,7 +274,7 @@ def _warning(finding, root: Path) -> str:
 
 
 def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], gates: BundleGates,
-                timings: dict) -> BuildResult:
+                timings: dict, held: Optional[Mapping[str, Held]] = None) -> BuildResult:
     t = time.perf_counter()
     plans = list(plans)
     jobs = request.jobs or os.cpu_count() or 1
@@ -252,6 +297,10 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             facts_by_env[env].append(rb.facts)
             result.objects += rb.objects
             result.reused += rb.kept
+            if rb.drift:
+                result.notes.append(rb.drift)
+            if rb.held:
+                result.held.add(rb.path)
             result.bundles += 1
             if request.shard is not None:
                 everything.append(rb)
@@ -264,7 +313,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     passed_now: list[str] = []
     reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
-            reuse, request.policy_gate)
+            reuse, request.policy_gate, held)
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")
@@ -313,7 +362,8 @@ def environment_files(renderer: Renderer, gates: BundleGates, env: EnvironmentPl
     kubernetes_version = env.platform.kubernetesVersion
     project = renderer.render_project(env)
     violations = gates.check_objects(layout.argocd_dir(env.name), [project], kubernetes_version)
-    violations += EnvironmentAudit(env.name, facts, project if rendered is None else None).violations()
+    violations += EnvironmentAudit(env.name, facts, project if rendered is None else None,
+                                   topic_prefix=env.platform.kafka.topicPrefix).violations()
     root = renderer.render_root(env)
     violations += gates.check_objects(layout.bootstrap_dir(env.name), [root], kubernetes_version)
     files = [(project[0], dump(project[1]))] + list(applications)
