@@ -1,14 +1,17 @@
-"""Benchmark of `render build` at scale, with reference points measured in the same run.
+"""`make bench`: the renderer at scale, every number next to a reference measured in the same run.
 
-    .venv/bin/python bench/bench_render.py --bundles 10000     (or: make bench)
+    .venv/bin/python bench/bench_render.py [--bundles 10000] [--part cold --part shards ...]
 
-Prints, for N generated bundles (3 plugins, N/3 tenants, one environment):
-  1. render + schema gate + isolation audit + atomic write, cold (the issue-2 pipeline: the
-     policy gate is switched off in-process for this one measurement only),
-  2. the full `render build` command, cold: every gate, policy gate included, nothing cached,
-  3. the full `render build` again on unchanged input (bundles kept by inputDigest),
-and then the ratio of (1) to `kubectl kustomize` building the same bundles (a timed sample,
-extrapolated) and to merely dumping the same objects with LibYAML (the floor), plus peak memory.
+Parts (all by default; each runnable alone with ``--part``):
+  cold      `render build`, every gate, nothing cached, vs the LibYAML dump floor of the same objects
+  kustomize render per bundle vs `kubectl kustomize` per bundle (a timed sample)
+  commits   `render commit` into a local repo: first commit, one install changed, nothing changed
+  shards    `render build --shard I/N` for I = 1..N one after another, then the join
+            (`render build --from-shards ... --out`), on --shard-bundles bundles (default 4 x --bundles)
+  policies  bench/bench_policies.py (the policy engines per bundle), when present
+Every command runs as its own process (the real CLI) under a small parent that reports its wall time
+and peak memory (``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``: the largest process of the
+run, workers included). Bundles: N/3 tenants x 3 plugins in one environment (bench/generate.py).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -29,76 +31,158 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generate import generate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+PARTS = ("cold", "kustomize", "commits", "shards", "policies")
+# Runs a command and prints its peak RSS (KiB): the largest of it and its (waited-for) workers.
+_MEASURE = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
+            "sys.stderr.write('\\nPEAK %d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+            "sys.exit(p.returncode)")
 
 
-def _cli(envs: Path, out: Path, env: dict) -> float:
-    cmd = [sys.executable, "-m", "renderer.cli", "build", str(envs), "--out", str(out), "--offline", "--format", "json"]
+class Bench:
+    def __init__(self, work: Path, env: dict):
+        self.work, self.env = work, env
+        self.rows: list[tuple[str, str]] = []
+
+    def render(self, *args: str) -> tuple[float, float, dict]:
+        """``render ARGS --offline --format json`` in its own process: (seconds, peak MiB, result)."""
+        cmd = [sys.executable, "-c", _MEASURE, sys.executable, "-m", "renderer.cli", *map(str, args),
+               "--offline", "--format", "json"]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, env=self.env, capture_output=True, text=True, cwd=REPO)
+        seconds = time.perf_counter() - t
+        peak = int(proc.stderr.rsplit("PEAK", 1)[1]) / 1024 if "PEAK" in proc.stderr else float("nan")
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout + proc.stderr)
+            raise SystemExit(f"bench: `render {' '.join(map(str, args))}` failed with exit {proc.returncode}")
+        return seconds, peak, json.loads(proc.stdout)
+
+    def say(self, name: str, text: str) -> None:
+        print(f"{name}: {text}", flush=True)
+        self.rows.append((name, text))
+
+
+def cold(b: Bench, envs: Path, bundles: int) -> dict:
+    out = b.work / "rendered"
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(b.work / "cache", ignore_errors=True)
+    seconds, peak, doc = b.render("build", envs, "--out", out)
+    b.say("cold build", f"{doc['bundles']} bundles, {doc['objects']} objects, every gate, nothing cached: "
+          f"{seconds:.1f} s = {doc['bundles'] / seconds:.0f} bundles/s, peak RSS {peak:.0f} MiB")
+    objects = [yaml.load(f.read_bytes(), Loader=yaml.CSafeLoader)
+               for f in sorted(out.glob("*/plugins/*/*/*.yaml")) if f.name != "kustomization.yaml"]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - t
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stderr)
-        raise SystemExit(proc.returncode)
-    print(f"    {json.loads(proc.stdout)}")
-    return seconds
-
-
-def main() -> int:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--bundles", type=int, default=10000)
-    ap.add_argument("--kustomize-sample", type=int, default=100)
-    ap.add_argument("--work", type=Path, default=REPO / "bench" / "out")
-    a = ap.parse_args()
-    envs = generate(a.work / "environments", a.bundles)
-    schemas = os.environ.get("RENDER_SCHEMA_LOCATION") or str(REPO.parent / "shared" / "schemas" / "crds")
-    env = {**os.environ, "RENDER_SCHEMA_LOCATION": schemas, "RENDER_CACHE_DIR": str(a.work / "cache")}
-
-    # 1. the issue-2 pipeline, in a child process so that its peak memory is measured alone
-    out1 = a.work / "rendered-no-policy"
-    shutil.rmtree(out1, ignore_errors=True)
-    shutil.rmtree(a.work / "cache", ignore_errors=True)
-    code = ("import sys, time; from pathlib import Path; from renderer.pipeline import build, BuildRequest; "
-            "t = time.perf_counter(); r = build(BuildRequest(env_dir=Path(sys.argv[1]), out=Path(sys.argv[2]), "
-            "offline=True, cache_dir=None, schema_locations=(sys.argv[3],), policy_gate=False)); "
-            "print(r.bundles, r.objects, round(time.perf_counter() - t, 2), {k: round(v, 2) for k, v in r.timings.items()})")
-    t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code, str(envs), str(out1), schemas], env=env, capture_output=True,
-                          text=True, check=True)
-    core = time.perf_counter() - t
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    bundles, objects = (int(x) for x in proc.stdout.split()[:2])
-    print(f"1. render + schema gate + audit + write: {bundles} bundles, {objects} objects in {core:.1f} s "
-          f"= {bundles / core:.0f} bundles/s; peak RSS {peak_mib:.0f} MiB\n    {proc.stdout.strip()}")
-
-    # 2 and 3. the full command, cold then unchanged
-    out2 = a.work / "rendered"
-    shutil.rmtree(out2, ignore_errors=True)
-    shutil.rmtree(a.work / "cache", ignore_errors=True)
-    cold = _cli(envs, out2, env)
-    print(f"2. render build, every gate, cold: {cold:.1f} s = {bundles / cold:.0f} bundles/s")
-    warm = _cli(envs, out2, env)
-    print(f"3. render build again, unchanged input: {warm:.1f} s = {bundles / warm:.0f} bundles/s")
-
-    bundle_dirs = sorted((out1 / "bench" / "plugins").glob("*/*"))
-    sample = bundle_dirs[: a.kustomize_sample]
-    t = time.perf_counter()
-    for d in sample:
-        subprocess.run(["kubectl", "kustomize", str(d)], check=True, capture_output=True)
-    per = (time.perf_counter() - t) / len(sample)
-    kustomize_total = per * len(bundle_dirs)
-    print(f"kubectl kustomize: {per * 1000:.1f} ms per bundle (sample of {len(sample)}), {kustomize_total:.0f} s "
-          f"for all {len(bundle_dirs)} (one core) -> (1) is {kustomize_total / core:.1f}x faster")
-
-    objs = []
-    for d in bundle_dirs:
-        for f in sorted(d.glob("*.yaml")):
-            if f.name != "kustomization.yaml":
-                objs.append(yaml.load(f.read_bytes(), Loader=yaml.CSafeLoader))
-    t = time.perf_counter()
-    for o in objs:
+    for o in objects:
         yaml.dump(o, Dumper=yaml.CSafeDumper, sort_keys=True)
     floor = time.perf_counter() - t
-    print(f"LibYAML dump floor: {len(objs)} objects in {floor:.1f} s (one core) -> (1) takes {core / floor:.2f}x the floor")
+    b.say("LibYAML dump floor", f"{len(objects)} objects in {floor:.1f} s (one core) -> the cold build takes "
+          f"{seconds / floor:.2f}x the floor")
+    return {"seconds": seconds, "bundles": doc["bundles"], "out": out}
+
+
+def kustomize(b: Bench, built: dict, sample: int) -> None:
+    dirs = sorted(built["out"].glob("*/plugins/*/*"))[:sample]
+    t = time.perf_counter()
+    for d in dirs:
+        subprocess.run(["kubectl", "kustomize", str(d)], check=True, capture_output=True)
+    per = (time.perf_counter() - t) / len(dirs)
+    render_per = built["seconds"] / built["bundles"]
+    b.say("kubectl kustomize", f"{per * 1000:.1f} ms a bundle (sample of {len(dirs)}, one core) vs render "
+          f"{render_per * 1000:.1f} ms a bundle (every gate, all cores) -> render is {per / render_per:.1f}x faster")
+
+
+def commits(b: Bench, envs: Path) -> None:
+    repo = b.work / "gitops"
+    shutil.rmtree(repo, ignore_errors=True)
+    first, peak, doc = b.render("commit", envs, "--repo", repo, "--init")
+    cached = "verdict and signature caches as the cold build left them" if (b.work / "cache").exists() else "cold"
+    b.say("commit, first", f"{len(doc['bundles'])} bundles added in {first:.1f} s ({cached}), peak RSS {peak:.0f} MiB")
+    install = next(envs.glob("*/tenants/*/plugins/grade-sync.yaml"))
+    text = install.read_text()
+    install.write_text(text + "  overrides:\n    replicas: {max: 2}\n")
+    try:
+        one, peak, doc = b.render("commit", envs, "--repo", repo)
+        b.say("commit, 1 install changed", f"{len(doc['bundles'])} bundle changed in {one:.1f} s, peak RSS {peak:.0f} MiB")
+        none, peak, doc = b.render("commit", envs, "--repo", repo)
+        b.say("commit, nothing changed", f"{'unchanged' if doc['unchanged'] else 'CHANGED?'} in {none:.1f} s, "
+              f"peak RSS {peak:.0f} MiB")
+    finally:
+        install.write_text(text)
+
+
+def shards(b: Bench, bundles: int, count: int) -> None:
+    envs = generate(b.work / "environments-shards", bundles)
+    saved = b.env.get("RENDER_CACHE_DIR")
+    b.env["RENDER_CACHE_DIR"] = str(b.work / "cache-shards")
+    shutil.rmtree(b.work / "cache-shards", ignore_errors=True)
+    try:
+        dirs, total, peaks, times = [], 0.0, [], []
+        for i in range(1, count + 1):
+            out = b.work / f"shard-{i}"
+            shutil.rmtree(out, ignore_errors=True)
+            seconds, peak, doc = b.render("build", envs, "--out", out, "--shard", f"{i}/{count}")
+            dirs.append(out)
+            total += seconds
+            times.append(seconds)
+            peaks.append(peak)
+            b.say(f"shard {i}/{count}", f"{doc['bundles']} bundles in {seconds:.1f} s, peak RSS {peak:.0f} MiB")
+        joined = b.work / "joined"
+        shutil.rmtree(joined, ignore_errors=True)
+        seconds, peak, doc = b.render("build", envs, "--from-shards", *dirs, "--out", joined)
+        b.say("join", f"{doc['bundles']} bundles from {count} shards checked, audited and written in {seconds:.1f} s "
+              f"(policy verdicts from the shards' cache), peak RSS {peak:.0f} MiB")
+        b.say("shards total", f"{bundles} bundles: {total:.1f} s of shards one after another + {seconds:.1f} s join "
+              f"= {total + seconds:.1f} s (a CI matrix runs the shards side by side: longest shard {max(times):.1f} s "
+              f"+ join); largest peak RSS {max(peaks + [peak]):.0f} MiB")
+    finally:
+        if saved is None:
+            b.env.pop("RENDER_CACHE_DIR", None)
+        else:
+            b.env["RENDER_CACHE_DIR"] = saved
+
+
+def policies(b: Bench, bundles: int) -> None:
+    script = REPO / "bench" / "bench_policies.py"
+    if not script.is_file():
+        b.say("policies", "bench/bench_policies.py not present: skipped")
+        return
+    proc = subprocess.run([sys.executable, str(script), "--bundles", str(min(bundles, 500))], env=b.env,
+                          capture_output=True, text=True, cwd=REPO)
+    print(proc.stdout, end="")
+    b.say("policies", "bench/bench_policies.py " + ("done (above)" if proc.returncode == 0 else
+                                                      f"failed with exit {proc.returncode}: {proc.stderr[-300:]}"))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bundles", type=int, default=10000, help="bundles for cold, kustomize and commits (10000)")
+    ap.add_argument("--shard-bundles", type=int, default=0, help="bundles for the shard run (default 4 x --bundles)")
+    ap.add_argument("--shards", type=int, default=4, help="shards of the shard run (4)")
+    ap.add_argument("--kustomize-sample", type=int, default=100)
+    ap.add_argument("--part", action="append", choices=PARTS, help="run only this part (repeatable; default all)")
+    ap.add_argument("--work", type=Path, default=REPO / "bench" / "out")
+    a = ap.parse_args(argv)
+    parts = a.part or list(PARTS)
+    a.work.mkdir(parents=True, exist_ok=True)
+    schemas = os.environ.get("RENDER_SCHEMA_LOCATION") or str(REPO.parent / "shared" / "schemas" / "crds")
+    env = {**os.environ, "RENDER_SCHEMA_LOCATION": schemas, "RENDER_CACHE_DIR": str(a.work / "cache"),
+           "PYTHONPATH": str(REPO)}
+    b = Bench(a.work.resolve(), env)
+    print(f"bench: {os.cpu_count()} cores, {a.bundles} bundles, parts: {', '.join(parts)}", flush=True)
+    envs = generate(b.work / "environments", a.bundles) if {"cold", "kustomize", "commits"} & set(parts) else None
+    built = None
+    if "cold" in parts or "kustomize" in parts:
+        built = cold(b, envs, a.bundles)
+    if "kustomize" in parts:
+        kustomize(b, built, a.kustomize_sample)
+    if "commits" in parts:
+        commits(b, envs)
+    if "shards" in parts:
+        shards(b, a.shard_bundles or 4 * a.bundles, a.shards)
+    if "policies" in parts:
+        policies(b, a.bundles)
+    print("\nsummary")
+    for name, text in b.rows:
+        print(f"  {name:28} {text}")
     return 0
 
 

@@ -20,19 +20,24 @@ from renderer.core.errors import EXIT_OK, EXIT_USAGE, RenderError
 from renderer.flows import build as build_flow
 from renderer.flows import commit as commit_flow
 from renderer.flows import ledger as ledger_flow
+from renderer.flows import shards as shards_flow
 from renderer.flows.schemas import schemas_import
 from renderer.flows.validate import validate
-from renderer.pipeline.build import progress_printer
+from renderer.cli.progress import reporter
 
 __all__ = ["main", "parser"]
 
 
-def _progress(args: argparse.Namespace):
-    return progress_printer() if args.format == "text" else None
+def _progress(args: argparse.Namespace, label: str = "rendering"):
+    return reporter(args.format, getattr(args, "quiet", False), label)
 
 
 def _build(args: argparse.Namespace) -> None:
-    result = build_flow.build(requests.build_request(args, args.out, _progress(args)), keep=not args.no_cache)
+    if args.from_shards:
+        request = requests.build_request(args, args.out, _progress(args, "checking shards:"))
+        result = shards_flow.build_from_shards(request, args.from_shards)
+    else:
+        result = build_flow.build(requests.build_request(args, args.out, _progress(args)), keep=not args.no_cache)
     output.build(result, args.out, args.format)
 
 
@@ -44,7 +49,8 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _commit(args: argparse.Namespace) -> None:
-    output.outcome(commit_flow.commit(requests.commit_request(args, _progress(args))), args.format)
+    label = "checking shards:" if args.from_shards else "rendering"
+    output.outcome(commit_flow.commit(requests.commit_request(args, _progress(args, label))), args.format)
 
 
 def _diff(args: argparse.Namespace) -> None:

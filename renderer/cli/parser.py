@@ -15,6 +15,7 @@ from pathlib import Path
 from renderer import __version__
 from renderer.core.errors import EXIT_MEANING, EXIT_USAGE
 from renderer.gitops import DEFAULT_MAX_DELETE_SHARE
+from renderer.pipeline.shards import Shard
 
 DEFAULT_ENV_DIR = Path("environments")
 DEFAULT_OUT = Path("rendered")
@@ -49,6 +50,18 @@ def share(text: str) -> float:
     return value
 
 
+def shard(text: str) -> Shard:
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _from_shards(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from-shards", nargs="+", type=Path, default=[], metavar="DIR",
+                   help="join these `render build --shard I/N` outputs (all N of them) instead of rendering")
+
+
 def _formats(p: argparse.ArgumentParser, choices: tuple[str, ...] = ("text", "json")) -> None:
     p.add_argument("--format", choices=choices, default="text", help="output format: " + ", ".join(choices))
 
@@ -72,6 +85,7 @@ def _rendering(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("text", "
     p.add_argument("--no-cache", action="store_true",
                    help="ignore the caches (verified signatures, policy verdicts) and render unchanged bundles again")
     p.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per core)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress on stderr")
 
 
 def _repo(p: argparse.ArgumentParser) -> None:
@@ -103,12 +117,16 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="render and validate into a folder")
     _rendering(b)
     b.add_argument("--out", type=Path, required=True, help="output folder (replaced atomically)")
+    b.add_argument("--shard", type=shard, default=None, metavar="I/N",
+                   help="render only shard I of N (whole tenants, by a stable hash) and its facts file")
+    _from_shards(b)
 
     c = sub.add_parser("commit", help="render, validate, and commit the bundles to the GitOps repo")
     _rendering(c)
     _repo(c)
     c.add_argument("--push", action="store_true", help="publish the commit to the remote (origin for a local path)")
     c.add_argument("--init", action="store_true", help="create the GitOps repo when --repo is a missing or empty folder")
+    _from_shards(c)
     c.add_argument("--source-commit", metavar="SHA",
                    help="the environments repo's commit, for the trailer (default $RENDER_SOURCE_COMMIT)")
     _deletes(c)

@@ -45,13 +45,22 @@ def _only(text: Optional[str]) -> Optional[str]:
     return text
 
 
+def _shards(args: argparse.Namespace) -> None:
+    shard, joined = getattr(args, "shard", None), getattr(args, "from_shards", [])
+    if shard is not None and joined:
+        raise UsageError("--shard renders one shard, --from-shards joins them: give one of the two")
+    if (shard is not None or joined) and args.only is not None:
+        raise UsageError(f"--only does not go with {'--shard' if shard else '--from-shards'}: shards are whole tenants")
+
+
 def build_request(args: argparse.Namespace, out: Optional[Path], progress=None) -> BuildRequest:
+    _shards(args)
     return BuildRequest(
         env_dir=args.env_dir, out=out, env=args.env, only=_only(getattr(args, "only", None)),
         schema_locations=schema_locations(args), ignore_missing_schemas=args.ignore_missing_schemas,
         offline=args.offline,
         insecure_registries=frozenset(args.insecure_registry + env_list("RENDER_INSECURE_REGISTRIES")),
-        cache_dir=cache_dir(args), jobs=getattr(args, "jobs", 0), progress=progress,
+        cache_dir=cache_dir(args), jobs=getattr(args, "jobs", 0), progress=progress, shard=getattr(args, "shard", None),
     )
 
 
@@ -73,7 +82,7 @@ def commit_request(args: argparse.Namespace, progress=None) -> CommitFlowRequest
                             init=getattr(args, "init", False))
     return CommitFlowRequest(build=build_request(args, None, progress), options=options,
                              source_commit=args.source_commit or os.environ.get("RENDER_SOURCE_COMMIT") or None,
-                             keep=not args.no_cache)
+                             keep=not args.no_cache, from_shards=tuple(getattr(args, "from_shards", ())))
 
 
 def bundle_ref(args: argparse.Namespace) -> BundleRef:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional
 
 from renderer.core import layout
-from renderer.core.errors import InputError, Problem
+from renderer.core.errors import InputError, Problem, RefusingToProceed
 from renderer.gitops import (
     CommitOptions,
     CommitRequest,
@@ -31,6 +31,7 @@ from renderer.gitops import (
 )
 from renderer.gitops.history import HeldClaim
 from renderer.gitops.report import Report
+from renderer.flows.shards import rendered_from_shards
 from renderer.pipeline.build import BuildRequest, BuildResult, build
 from renderer.pipeline.holds import Held
 from renderer.pipeline.provenance import plugin_version, same_inputs
@@ -43,12 +44,14 @@ class CommitFlowRequest:
     options: CommitOptions
     source_commit: Optional[str] = None
     keep: bool = True  # offer bundles unchanged at the head for keeping (``--no-cache``: False)
+    # `--from-shards DIR...`: join these shard outputs (``flows.shards``) instead of rendering
+    from_shards: tuple[Path, ...] = ()
 
 
 def commit(request: CommitFlowRequest) -> Outcome:
     with open_repo(request.options, write=True) as repo:
         snap = repo.snapshot()
-        rendered = _render(request, snap)
+        rendered = _joined(request, snap) if request.from_shards else _render(request, snap)
         return repo.commit(CommitRequest(rendered, snap.base, request.options))
 
 
@@ -101,6 +104,19 @@ def hold_file(claim: HeldClaim) -> bytes:
             "note": "render commit keeps this bundle at the state render wrote at knownGood while the install file "
                     "hashes to 'install'; change the install to render it again"}
     return (json.dumps(hold, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _joined(request: CommitFlowRequest, snap: Snapshot) -> Rendered:
+    """The shards' bundles, joined and checked as one run (``flows.shards``); the version moves
+    are checked against the snapshot as for a rendered commit. Shards render without the repo, so
+    they cannot keep a bundle held at a rolled-back state: with a hold at the head, refuse."""
+    claims, _ = snap.held()
+    if claims:
+        raise RefusingToProceed(
+            f"the GitOps repo holds {len(claims)} bundle(s) at an earlier state ({', '.join(sorted(c.bundle for c in claims)[:5])}); "
+            "a commit from shards cannot keep holds: run `render commit` without --from-shards")
+    return rendered_from_shards(request.build, request.from_shards, source_commit=request.source_commit,
+                                deployed=_deployed(snap))
 
 
 def _reuse(snap: Snapshot):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,13 +19,14 @@ from renderer.gates import migrations
 
 from renderer.gates import verdicts
 from renderer.pipeline import verify as verify_stage
-from renderer.core.errors import InputError, Problem, SchemasMissing, ValidationFailed
+from renderer.core.errors import InputError, Problem, SchemasMissing, UsageError, ValidationFailed
 from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
 from renderer.pipeline.provenance import files_intact, files_of
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
 from renderer.pipeline.render import EMITTED, Bundle, Renderer
+from renderer.pipeline.shards import FACTS_FILE, Shard, facts_document
 from renderer.pipeline.validate import BundleGates, EnvironmentAudit, policy_key
 from renderer.pipeline.write import Staging
 from renderer.core import layout
@@ -58,6 +58,9 @@ class BuildRequest:
     # The plugin version each bundle runs now (the GitOps repo's or an earlier output's
     # bundle.json): a move across a migration contract step is rejected (migrations.unsafe_move).
     deployed: Optional[Callable[[tuple], Mapping[str, str]]] = None
+    # Render only this shard's tenants (``shards.Shard``) and leave the environment-wide files to
+    # the join: the output holds the shard's bundles, their Applications and ``shards.FACTS_FILE``.
+    shard: Optional[Shard] = None
     # Bundles the target holds at an earlier render-written state (gitops.history proved it from
     # the branch's history): kept while their install is unchanged, gated like rendered ones.
     held: Optional[Mapping[str, Held]] = None
@@ -173,15 +176,18 @@ def build(request: BuildRequest) -> BuildResult:
     timings: dict[str, float] = {}
     if request.out is not None:
         Staging.check_target(request.out)
+    if request.shard is not None and request.only is not None:
+        raise UsageError("--shard and --only do not go together: a shard is whole tenants")
     inputs, envs, warnings = checked_input(request, timings)
 
     gates = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)  # the parent's
     missing = sorted({line for e in envs for line in gates.missing_schemas(EMITTED, e.platform.kubernetesVersion)})
     if missing:
         raise SchemasMissing(missing)
-    selected = tuple(p for e in envs for p in e.bundles if request.only is None or p.key == request.only)
+    selected = tuple(p for e in envs for p in e.bundles if (request.only is None or p.key == request.only)
+                     and (request.shard is None or request.shard.owns(p)))
     if request.deployed is not None:
-        _check_moves(inputs, selected, request.deployed(selected))
+        check_moves(inputs, selected, request.deployed(selected))
     t = time.perf_counter()
     selected = verify_stage.verify(inputs, selected, offline=request.offline,
                                    insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
@@ -192,8 +198,8 @@ def build(request: BuildRequest) -> BuildResult:
     owned = None
     if request.only is not None:
         owned = {p.path for p in selected} | {f"{e.name}/argocd" for e in envs}
-    elif request.env is not None:
-        owned = {e.name for e in envs}
+    elif request.env is not None and request.shard is None:  # a shard output is only that shard
+        owned = {e.name for e in envs} | {FACTS_FILE}
     staging = Staging(request.out, owned) if request.out is not None else None
     try:
         result = _render_all(request, envs, selected, staging, gates, timings, held)
@@ -244,7 +250,8 @@ def _unrendered_applications(renderer: Renderer, env: EnvironmentPlan, rendered:
     return out
 
 
-def _check_moves(inputs, plans, deployed: Mapping[str, str]) -> None:
+def check_moves(inputs, plans, deployed: Mapping[str, str]) -> None:
+    """Refuse a version move across a migration contract step (the version running now: ``deployed``)."""
     problems = []
     for p in plans:
         current = deployed.get(p.path)
@@ -276,6 +283,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     apps_by_env: dict[str, list] = {e.name: [] for e in envs}
     result = BuildResult(envs)
     done = 0
+    everything: list[RenderedBundle] = []  # a shard's facts file lists them
 
     def take(rendered: list[RenderedBundle]) -> None:
         nonlocal done
@@ -294,6 +302,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             if rb.held:
                 result.held.add(rb.path)
             result.bundles += 1
+            if request.shard is not None:
+                everything.append(rb)
         done += len(rendered)
         if request.progress:
             request.progress(done, len(plans))
@@ -319,22 +329,22 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     t = time.perf_counter()
     renderer = Renderer(TEMPLATES)
     for env in envs:
-        project = renderer.render_project(env)
-        violations.extend(gates.check_objects(f"{env.name}/argocd", [project], env.platform.kubernetesVersion))
+        if request.shard is not None:  # the join renders the environment-wide files over every shard
+            if staging is not None and apps_by_env[env.name]:
+                staging.write_folder(layout.argocd_dir(env.name), sorted(apps_by_env[env.name]))
+            result.objects += len(apps_by_env[env.name])
+            continue
         # With --only, the other bundles are not rendered this run: plan() has already checked
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
-        violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name],
-                                           project if request.only is None else None,
-                                           topic_prefix=env.platform.kafka.topicPrefix).violations())
-        root = renderer.render_root(env)
-        violations.extend(gates.check_objects(layout.bootstrap_dir(env.name), [root], env.platform.kubernetesVersion))
+        found, folders = environment_files(renderer, gates, env, facts_by_env[env.name], apps_by_env[env.name],
+                                           rendered={p.path for p in plans} if request.only is not None else None)
+        violations.extend(found)
         if staging is not None:
-            staging.write_folder(layout.bootstrap_dir(env.name), [(root[0], dump(root[1]))])
-            files = [(project[0], dump(project[1]))] + apps_by_env[env.name]
-            if request.only is not None:  # keep the Applications of the bundles this run did not render
-                files += _unrendered_applications(renderer, env, {p.path for p in plans})
-            staging.write_folder(f"{env.name}/argocd", sorted(files))
+            for folder, files in folders.items():
+                staging.write_folder(folder, files)
         result.objects += 2 + len(apps_by_env[env.name])
+    if staging is not None and request.shard is not None:
+        (staging.path / FACTS_FILE).write_bytes(facts_document(request.shard, envs, everything))
     timings["argocd+audit"] = time.perf_counter() - t
     if violations:
         raise ValidationFailed(sorted(violations))
@@ -342,20 +352,22 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     return result
 
 
-def progress_printer(stream=None) -> Optional[Callable[[int, int], None]]:
-    """A one-line progress meter on a terminal; nothing when output is piped (CI logs stay clean)."""
-    stream = stream or sys.stderr
-    if not stream.isatty():
-        return None
-    last = [0.0]
-
-    def show(done: int, total: int) -> None:
-        now = time.perf_counter()
-        if now - last[0] > 0.2 or done == total:
-            last[0] = now
-            stream.write(f"\rrendering {done}/{total} bundles")
-            if done == total:
-                stream.write("\n")
-            stream.flush()
-
-    return show
+def environment_files(renderer: Renderer, gates: BundleGates, env: EnvironmentPlan, facts: list,
+                      applications: list, rendered: Optional[set] = None) -> tuple[list[str], dict]:
+    """The environment-wide part of a run: the isolation audit over every bundle's facts, the
+    AppProject (its destinations checked against the facts) and the Applications in ``<env>/argocd/``,
+    the root Application in ``<env>/bootstrap/``. ``rendered``: the bundle paths of an ``--only``
+    run (the AppProject check is left out; the other bundles' Applications are rendered from plans).
+    Returns the violations and {folder: [(file name, bytes)]}."""
+    kubernetes_version = env.platform.kubernetesVersion
+    project = renderer.render_project(env)
+    violations = gates.check_objects(layout.argocd_dir(env.name), [project], kubernetes_version)
+    violations += EnvironmentAudit(env.name, facts, project if rendered is None else None,
+                                   topic_prefix=env.platform.kafka.topicPrefix).violations()
+    root = renderer.render_root(env)
+    violations += gates.check_objects(layout.bootstrap_dir(env.name), [root], kubernetes_version)
+    files = [(project[0], dump(project[1]))] + list(applications)
+    if rendered is not None:  # keep the Applications of the bundles this run did not render
+        files += _unrendered_applications(renderer, env, rendered)
+    return violations, {layout.bootstrap_dir(env.name): [(root[0], dump(root[1]))],
+                        layout.argocd_dir(env.name): sorted(files)}
