@@ -21,6 +21,10 @@ def schema_location() -> str:
     loc = os.environ.get("RENDER_SCHEMA_LOCATION") or str(SHARED_CRDS)
     if not loc.split(",")[0].startswith(("http://", "https://")) and not Path(loc.split(",")[0]).is_dir():
         pytest.fail(f"custom-resource schemas not found at {loc}: set RENDER_SCHEMA_LOCATION (see README)")
+    # the schemas the package ships itself (vault-config-operator's kinds), until the package reads them by default
+    shipped = REPO / "renderer" / "_data" / "schemas"
+    if shipped.is_dir() and str(shipped) not in loc.split(","):
+        loc = f"{loc},{shipped}"
     return loc
 
 

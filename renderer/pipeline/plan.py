@@ -90,6 +90,7 @@ class BundlePlan:
     catalog_dir: Path
     signature_file: Optional[Path]
     signature: object = None  # verify.VerifiedSignature once verified
+    delete_data: bool = False  # the install's spec.onUninstall.deleteData opt-in
 
     @property
     def key(self) -> str:
@@ -165,6 +166,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
     platform = platform_src.model.spec
     endpoints = {name: _endpoint(name, ep) for name, ep in platform.egressTargets.items()}
     owners: dict[tuple[str, str], list[tuple[str, Source]]] = defaultdict(list)
+    producers: dict[str, list[tuple[str, Source]]] = defaultdict(list)  # topic -> installs producing it
     bundles: list[BundlePlan] = []
     for tenant_input in env.tenants:
         tenant_src: Source[Tenant] = tenant_input.tenant
@@ -222,6 +224,8 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                                 ("consumer-group prefix", names.group_prefix),
                                 ("(database, schema)", f"{names.database}.{names.schema}")):
                 owners[(kind, value)].append((f"{tenant_id}/{name}", inst_src))
+            for topic in sorted(set(spec.kafka.produces if spec.kafka else ())):
+                producers[names.topic_prefix + topic].append((f"{tenant_id}/{name}", inst_src))
             digest = _input_digest(shaping, platform_src, tenant_src, inst_src, cv, publisher)
             repo = IMAGE_RE.match(spec.image).group("repo")
             bundles.append(BundlePlan(
@@ -233,6 +237,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 egress=tuple(sorted(egress, key=lambda e: e.target)),
                 ingress=endpoints[platform.ingressFrom], dns=endpoints["dns"],
                 input_digest=digest, catalog_dir=cv.dir, signature_file=cv.signature_file,
+                delete_data=inst.spec.onUninstall.deleteData,
             ))
         for key, total in totals.items():
             if total > _ceiling(tenant, key) and len(contributors) > 1:
@@ -246,6 +251,13 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
                                         f"{who} map to the same {kind} {value!r} in environment {env.name}; "
                                         "rename one plugin or tenant"))
+    for topic, users in sorted(producers.items()):
+        if len(users) > 1:  # a KafkaTopic has one owner: the bundle that renders it
+            who = " and ".join(u for u, _ in users)
+            for _, src in users:
+                problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
+                                        f"{who} both produce topic {topic!r} in environment {env.name}; "
+                                        "a topic has one producing install (its KafkaTopic's owner)"))
     return sorted(bundles, key=lambda b: (b.tenant, b.plugin))
 
 
