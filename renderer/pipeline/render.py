@@ -21,6 +21,7 @@ import yaml
 
 from renderer.core import quantity
 from renderer.core.errors import RenderError
+from renderer.pipeline import stores
 from renderer.pipeline.plan import BundlePlan, EnvironmentPlan, label_value
 from renderer.core.quoting import quote
 from renderer.trust.signatures import TLOG_SETTINGS
@@ -28,12 +29,6 @@ from renderer.core.yamlio import dump, parse_rendered
 
 MANAGED_BY = "plugin-bundle-renderer"
 TOKEN_DIR = "/var/run/secrets/adapstory"
-# Crossplane may do everything but delete: removing an install keeps the tenant's schema and role.
-KEEP_POLICIES = ["Observe", "Create", "Update", "LateInitialize"]
-# Argo CD leaves the object in the cluster when its Application is deleted (an uninstall).
-KEEP_ANNOTATIONS = {"argocd.argoproj.io/sync-options": "Delete=false"}
-SCRAM_KEYS = ["password", "sasl.jaas.config"]  # what Strimzi's User Operator writes for scram-sha-512
-TLS_KEYS = ["user.crt", "user.key"]  # ... and for tls
 # Admission checks the transparency log exactly as `render` does (signatures.TLOG_SETTINGS): a
 # key-signed image with no Rekor entry passes `render`, so the cluster must not ask for one.
 KYVERNO_TLOG = {"ignore_tlog": TLOG_SETTINGS["rekor"]["ignoreTlog"], "ignore_sct": TLOG_SETTINGS["ctlog"]["ignoreSCT"]}
@@ -282,13 +277,7 @@ def bundle_context(plan: BundlePlan) -> dict:
         {"name": "TENANT_ID", "value": plan.tenant},
     ]
     if _uses_kafka(plan):
-        env += [{"name": "KAFKA_BOOTSTRAP_SERVERS", "value": platform.kafka.bootstrapServers},
-                {"name": "KAFKA_GROUP_PREFIX", "value": names.group_prefix}]
-        if platform.kafka.authentication == "scram-sha-512":
-            env.append({"name": "KAFKA_SASL_MECHANISM", "value": "SCRAM-SHA-512"})
-        env += [{"name": "KAFKA_SECURITY_PROTOCOL", "value": platform.kafka.securityProtocol},
-                {"name": "KAFKA_TOPIC_PREFIX", "value": names.topic_prefix},
-                {"name": "KAFKA_USERNAME", "value": names.app}]
+        env += stores.kafka_env(plan)
     if spec.database is not None:
         env += [{"name": "PGDATABASE", "value": names.database}, {"name": "PGSCHEMA", "value": names.schema}]
     reserved = {e["name"] for e in env}
@@ -300,10 +289,7 @@ def bundle_context(plan: BundlePlan) -> dict:
                        {"name": "PGHOST", "secret": "db-credentials", "key": "endpoint"},
                        {"name": "PGPORT", "secret": "db-credentials", "key": "port"}]
     if _uses_kafka(plan):
-        scram = platform.kafka.authentication == "scram-sha-512"
-        pairs = ([("KAFKA_PASSWORD", "password"), ("KAFKA_SASL_JAAS_CONFIG", "sasl.jaas.config")] if scram else
-                 [("KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN", "user.crt"), ("KAFKA_SSL_KEYSTORE_KEY", "user.key")])
-        secret_env += [{"name": n, "secret": KAFKA_CREDENTIALS, "key": k} for n, k in pairs]
+        secret_env += stores.kafka_secret_env(plan)
     secret_env.sort(key=lambda e: e["name"])
     kafka = None
     if _uses_kafka(plan):
@@ -323,13 +309,8 @@ def bundle_context(plan: BundlePlan) -> dict:
             "topic_prefix": names.topic_prefix,
             "group_prefix": names.group_prefix,
             "acls": sorted(acls, key=lambda a: (a["type"], a["name"], a["operations"])),
-            # Strimzi's User Operator names the user's secret after the KafkaUser
-            "secret": names.app, "reader": names.app, "store": KAFKA_STORE, "credentials": KAFKA_CREDENTIALS,
-            "secret_keys": SCRAM_KEYS if platform.kafka.authentication == "scram-sha-512" else TLS_KEYS,
-            "topics": [{"topic": t, "name": topic_object_name(t)} for t in produced_topics(plan)],
-            "partitions": platform.kafka.topicDefaults.partitions, "replicas": platform.kafka.topicDefaults.replicas,
+            **stores.kafka_context(plan),
         }
-    vault, admin = platform.secretStore.vault, platform.secretStore.vaultConfig
     group_re = re.sub(r"([.+*?()|\[\]{}^$\\])", r"\\\1", names.group_prefix)
     metric = platform.observability.consumerLagMetric
     lag = {
@@ -359,18 +340,7 @@ def bundle_context(plan: BundlePlan) -> dict:
         "token_seconds": platform.serviceAccountToken.expirationSeconds,
         "token_dir": TOKEN_DIR,
         "refresh_interval": platform.secretStore.refreshInterval,
-        "vault_store": None if not spec.secrets else {
-            "name": VAULT_STORE, "server": vault.server, "path": vault.path, "version": vault.version,
-            "auth_path": vault.authPath, "role": names.app,
-        },
-        "vault_admin": None if not spec.secrets else {
-            "name": names.app, "namespace": admin.namespace, "prefix": names.vault_prefix,
-            "authentication": {"path": admin.authentication.path, "role": admin.authentication.role,
-                               "serviceAccount": {"name": admin.authentication.serviceAccount}},
-            "auth_path": vault.authPath, "policy": vault_policy(vault, names.vault_prefix),
-        },
-        "retain_annotations": {} if plan.delete_data else dict(KEEP_ANNOTATIONS),
-        "secret_name": names.secret,
+        **stores.secret_context(plan),
         "secrets": [{"name": s.name, "vault_path": names.vault_prefix + s.vaultKey} for s in spec.secrets],
         "quota": quota,
         "limit_range": {
@@ -402,7 +372,7 @@ def bundle_context(plan: BundlePlan) -> dict:
         "db": None if spec.database is None else {
             "role": names.db_role, "database": names.database, "schema": names.schema, "secret": "db-credentials",
             "connection_limit": spec.replicas.max * 5 + 5,
-            "management_policies": ["*"] if plan.delete_data else list(KEEP_POLICIES),
+            "management_policies": stores.management_policies(plan),
             "provider": {"kind": platform.database.providerConfigKind, "name": platform.database.providerConfig},
         },
         "kyverno": {
@@ -412,32 +382,6 @@ def bundle_context(plan: BundlePlan) -> dict:
         },
         "lag": lag,
     }
-
-
-VAULT_STORE = "vault"
-KAFKA_STORE = "kafka"
-KAFKA_CREDENTIALS = "kafka-credentials"
-
-
-def produced_topics(plan: BundlePlan) -> list[str]:
-    """The full names of the topics the bundle produces (and owns: one KafkaTopic each)."""
-    k = plan.spec.kafka
-    return sorted({plan.names.topic_prefix + t for t in (k.produces if k else ())})
-
-
-def topic_object_name(topic: str) -> str:
-    """A KafkaTopic's metadata.name: the topic name when it is a valid one (lowercase, at most 63
-    characters), else a cleaned head plus a hash of the full topic name (spec.topicName is exact)."""
-    clean = re.sub(r"[^a-z0-9.-]", "-", topic.lower()).strip("-.")
-    if clean != topic:
-        clean = f"{clean[:40].rstrip('-.')}-{hashlib.sha256(topic.encode()).hexdigest()[:10]}"
-    return label_value(clean)
-
-
-def vault_policy(vault, prefix: str) -> str:
-    """The bundle's Vault ACL policy (HCL): read its own prefix, nothing else."""
-    data = f"{vault.path}/data/{prefix}" if vault.version == "v2" else f"{vault.path}/{prefix}"
-    return f'path "{data}*" {{\n  capabilities = ["read"]\n}}\n'
 
 
 def _promql_string(text: str) -> str:
@@ -467,17 +411,6 @@ def files_digest(files, skip: tuple = ("bundle.json",)) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _owned(plan: BundlePlan) -> dict:
-    """bundle.json's record of the rest of what the bundle owns, and what an uninstall keeps."""
-    out: dict = {"onUninstall": "delete" if plan.delete_data else "keep"}
-    if _uses_kafka(plan):
-        out.update(kafkaNamespace=plan.platform.kafka.namespace, kafkaUser=plan.names.app,
-                   kafkaSecret=plan.names.app, topics=produced_topics(plan))
-    if plan.spec.secrets:
-        out.update(vaultRole=plan.names.app, vaultConfigNamespace=plan.platform.secretStore.vaultConfig.namespace)
-    return out
-
-
 def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
     """Provenance beside the objects: only what derives from this bundle's own inputs."""
     sig = plan.signature
@@ -495,7 +428,7 @@ def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
             "namespace": plan.names.namespace, "vaultPrefix": plan.names.vault_prefix,
             "topicPrefix": plan.names.topic_prefix, "groupPrefix": plan.names.group_prefix,
             "database": plan.names.database, "schema": plan.names.schema, "dbRole": plan.names.db_role,
-            **_owned(plan),
+            **stores.owned(plan),
         },
         "signature": None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest},
         "objects": [{"file": f, "apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"],
