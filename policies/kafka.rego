@@ -27,7 +27,11 @@ outside_namespace(obj) if obj.kind == "KafkaTopic"
 
 outside_namespace(obj) if rbac_object(obj)
 
-rbac_object(obj) if startswith(obj.apiVersion, "rbac.authorization.k8s.io/")
+# (ClusterRole and ClusterRoleBinding are no-cluster-scoped's.)
+rbac_object(obj) if {
+	startswith(obj.apiVersion, "rbac.authorization.k8s.io/")
+	obj.kind in {"Role", "RoleBinding"}
+}
 
 # The bundle's Kafka facts: its KafkaUser (name, namespace, topic prefix) and bundle.json's record.
 bundle_kafka(ents, b) := {
@@ -99,8 +103,6 @@ bundle_service_accounts(ents, b) := {name_of(ents[i].contents) | some i in of_ki
 
 rbac_reasons(obj, k, sa, ns, roles) := {words(["is in namespace '", namespace_of(obj), "', not the Kafka namespace ", k.kafka_namespace]) |
 	namespace_of(obj) != k.kafka_namespace
-} | {words(["kind ", obj.kind, " is not allowed: a bundle's RBAC is one Role and one RoleBinding"]) |
-	not obj.kind in {"Role", "RoleBinding"}
 } | role_reasons(obj, k) | binding_reasons(obj, sa, ns, roles)
 
 role_reasons(obj, k) := {words(["rules[", i, "] ", why]) |

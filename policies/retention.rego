@@ -9,11 +9,14 @@ import rego.v1
 
 deny contains msg if {
 	some b in bundles
-	not object.get(bundle_isolation(input, b), "onUninstall", "keep") == "delete"
 	some msg in check_bundle_retention(input, b)
 }
 
-check_bundle_retention(ents, b) := {finding(ents[i], "data-kept-on-uninstall", words(["spec.managementPolicies is ", object.get(ents[i].contents.spec, "managementPolicies", ["*"]), ": without an opt-in (spec.onUninstall.deleteData) it must not allow Delete"])) |
+check_bundle_retention(ents, b) := set() if object.get(bundle_isolation(ents, b), "onUninstall", "keep") == "delete"
+
+check_bundle_retention(ents, b) := keeps_data(ents, b) if not object.get(bundle_isolation(ents, b), "onUninstall", "keep") == "delete"
+
+keeps_data(ents, b) := {finding(ents[i], "data-kept-on-uninstall", words(["spec.managementPolicies is ", object.get(ents[i].contents.spec, "managementPolicies", ["*"]), ": without an opt-in (spec.onUninstall.deleteData) it must not allow Delete"])) |
 	some i in b.members
 	obj := ents[i].contents
 	obj.kind in {"Role", "Schema", "Grant"}

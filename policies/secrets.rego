@@ -171,10 +171,11 @@ auth_role_reasons(obj, f, policies) := set() if obj.kind != "KubernetesAuthEngin
 
 # Each `path "..." { capabilities = ["read"] }` block of the HCL: the path lies under the bundle's
 # prefix (".../<prefix>*") and the block grants read only.
-vault_policy_reasons(obj, f) := {words(["the policy's path '", path, "' is outside the bundle's Vault prefix ", f.vault_prefix]) |
+vault_policy_reasons(obj, f) := {words(["the policy's path '", path, "' is outside the bundle's Vault prefix ", prefix]) |
+	prefix := policy_prefix(obj, f)
 	some block in policy_blocks(obj)
 	path := split(block, "\"")[0]
-	not policy_path_owned(path, f.vault_prefix)
+	not policy_path_owned(path, prefix)
 } | {words(["the policy grants more than read: '", trim(block, " \t\n"), "'"]) |
 	some block in policy_blocks(obj)
 	not endswith(replace(replace(split(block, "}")[0], " ", ""), "\n", ""), "{capabilities=[\"read\"]")
@@ -185,6 +186,13 @@ vault_policy_reasons(obj, f) := {words(["the policy's path '", path, "' is outsi
 } if obj.kind == "Policy"
 
 vault_policy_reasons(obj, f) := set() if obj.kind != "Policy"
+
+# The prefix from bundle.json, else from the object's identity labels (isolation.rego's rule).
+policy_prefix(obj, f) := f.vault_prefix if {
+	f.vault_prefix != ""
+} else := vault_prefix(obj) if {
+	vault_prefix(obj)
+} else := ""
 
 policy_blocks(obj) := array.slice(parts, 1, count(parts)) if {
 	parts := split(object.get(obj.spec, "policy", ""), "path \"")
