@@ -118,7 +118,7 @@ def test_the_appproject_allows_only_namespace_as_cluster_scoped_and_only_bundle_
     namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
     bundle_namespaces = {yaml.load(p.read_bytes(), Loader=yaml.CSafeLoader)["metadata"]["name"]
                          for p in rendered.glob("prod/plugins/*/*/namespace-*.yaml")}
-    assert namespaces == bundle_namespaces | {"kafka"}
+    assert namespaces == bundle_namespaces | {"kafka", "vault-config"}
     from renderer.pipeline.render import NAMESPACED_KINDS
 
     whitelist = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}
@@ -210,6 +210,6 @@ def test_without_custom_resource_schemas_the_run_stops_before_rendering_with_one
     result = render("build", EXAMPLE, "--out", tmp_path / "out", "--offline")
     assert result.code == 1
     lines = [line for line in result.err.splitlines() if line.startswith("schema: no schema for ")]
-    assert len(lines) == 9, result.err  # the custom kinds; the built-in ones have schemas
+    assert len(lines) == 13, result.err  # the custom kinds; the built-in ones have schemas
     assert "schema: no schema for KafkaUser kafka.strimzi.io/v1" in result.err
     assert not (tmp_path / "out").exists()
