@@ -249,7 +249,8 @@ class Run:
 def cli_env(tmp: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "RENDER_"))}
     env.update({
-        "RENDER_SCHEMA_LOCATION": str(SCHEMAS),
+        # plus the schemas the package ships (vault-config-operator's kinds)
+        "RENDER_SCHEMA_LOCATION": f"{SCHEMAS},{REPO_ROOT / 'renderer' / '_data' / 'schemas'}",
         "RENDER_CACHE_DIR": str(tmp / "render-cache"),
         "HOME": str(tmp / "home"),  # no user git config leaks in
         "GIT_CONFIG_NOSYSTEM": "1",
