@@ -126,14 +126,14 @@ class TestKafkaTopics:
     def test_two_producers_of_one_topic_are_an_input_error_naming_both_installs(self, envs, render):
         plugin = envs / "catalog/grade-sync/0.9.0/plugin.yaml"
         plugin.write_text(plugin.read_text().replace("produces: [grades.synced]", "produces: [quiz.generated]"))
-        result = render("build", envs, "--out", envs.parent / "out", "--offline")
+        result = render("build", str(envs), "--out", str(envs.parent / "out"), "--offline")
         assert result.code == 1
         lines = [line for line in result.err.splitlines() if "both produce topic" in line]
-        assert len(lines) == 4  # riverside-academy in dev and in prod... both installs named, one line each
-        assert any("tenants/riverside-academy/plugins/grade-sync.yaml" in line for line in lines)
-        assert all("riverside-academy/grade-sync and riverside-academy/quiz-generator" in line for line in lines
-                   if "/dev/" in line)
-        assert "'tenant.riverside-academy.quiz.generated'" in lines[0]
+        assert len(lines) == 4  # dev: riverside-academy, prod: b7e2d0c4-...: each install named, one line each
+        says = ("metadata.name: riverside-academy/grade-sync and riverside-academy/quiz-generator both produce topic "
+                "'tenant.riverside-academy.quiz.generated' in environment dev")
+        assert [line.split(":", 1)[0] for line in lines if says in line] == [
+            "dev/tenants/riverside-academy/plugins/grade-sync.yaml", "dev/tenants/riverside-academy/plugins/quiz-generator.yaml"]
         assert not (envs.parent / "out").exists()
 
 
@@ -214,7 +214,7 @@ class TestDataKeptOnUninstall:
     def test_an_unknown_uninstall_field_is_rejected_with_file_and_line(self, envs, render):
         path = envs / "dev/tenants/riverside-academy/plugins/quiz-generator.yaml"
         path.write_text(path.read_text() + "  onUninstall: {deleteDatabase: true}\n")
-        result = render("build", envs, "--out", envs.parent / "out", "--offline")
+        result = render("build", str(envs), "--out", str(envs.parent / "out"), "--offline")
         assert result.code == 1
         assert "riverside-academy/plugins/quiz-generator.yaml:" in result.err
         assert "spec.onUninstall.deleteDatabase" in result.err
@@ -244,7 +244,7 @@ def test_a_broken_platform_field_is_rejected_with_file_line_and_field(envs, rend
     text = path.read_text()
     assert old in text
     path.write_text(text.replace(old, new))
-    result = render("build", envs, "--out", envs.parent / "out", "--offline")
+    result = render("build", str(envs), "--out", str(envs.parent / "out"), "--offline")
     assert result.code == 1
     line = next(line for line in result.err.splitlines() if "dev/platform.yaml:" in line)
     assert field in line and says in line, result.err
@@ -289,7 +289,7 @@ class TestIsolationAudit:
         src = rendered / PRODUCER / f"kafkatopic-{topic}.yaml"
         other = rendered / OPTED_IN / f"kafkatopic-tenant.riverside-academy.grades.synced.yaml"
         rewrite(rendered, str(other.relative_to(rendered)), lambda o: o["spec"].update(topicName=topic))
-        result = render("validate", rendered)
+        result = render("validate", str(rendered))
         assert result.code == 1
         lines = [line for line in result.err.splitlines()
                  if "isolation-shared-owner" in line and f"KafkaTopic kafka/{topic}" in line]
@@ -299,7 +299,7 @@ class TestIsolationAudit:
     def test_a_vault_store_under_another_bundles_role_is_reported(self, rendered, render):
         rewrite(rendered, f"{OTHER}/secretstore-vault.yaml",
                 lambda o: o["spec"]["provider"]["vault"]["auth"]["kubernetes"].update(role=APP))
-        result = render("validate", rendered)
+        result = render("validate", str(rendered))
         assert result.code == 1
         assert any("isolation-shared-owner" in line and f"Vault role {APP}" in line for line in result.err.splitlines())
         assert "secret-store-scope" in result.err  # the policy gate says it too
@@ -307,7 +307,7 @@ class TestIsolationAudit:
     def test_render_validate_runs_the_new_rules_with_their_names(self, rendered, render):
         rewrite(rendered, f"{PRODUCER}/role-{APP}.yaml", lambda o: o["rules"][0].update(verbs=["get", "list"]))
         rewrite(rendered, f"{PRODUCER}/schema-quiz-generator.yaml", lambda o: o["spec"].pop("managementPolicies"))
-        result = render("validate", rendered)
+        result = render("validate", str(rendered))
         assert result.code == 1
         assert f"{PRODUCER}/role-{APP}.yaml: Role/{APP}: kafka-secret-scope: rules[0] has verbs" in result.err
         assert f"{PRODUCER}/schema-quiz-generator.yaml: Schema/quiz-generator: data-kept-on-uninstall:" in result.err
