@@ -368,3 +368,15 @@ def test_render_diff_of_a_removed_install_says_its_schema_role_and_topic_are_kep
     assert ("note: uninstall: prod/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/quiz-generator: schema "
             "tenant_4f1c2b7e_9a0d_4c1e_8b2f_3d5e6a7b8c9d.quiz, role plugin_quiz_generator_4f1c2b7e_9a0d_4c1e_8b2f_3d5e6a7b8c9d "
             "and topic tenant.4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d.quiz.generated are kept") in run.out.splitlines()
+
+
+def test_a_secret_exposed_as_a_kafka_credential_variable_is_rejected_with_file_and_line(envs, render):
+    path = envs / "catalog/grade-sync/0.9.0/plugin.yaml"
+    text = path.read_text()
+    assert "env: LMS_TOKEN" in text
+    path.write_text(text.replace("env: LMS_TOKEN", "env: KAFKA_PASSWORD"))
+    result = render("build", str(envs), "--out", str(envs.parent / "out"), "--offline")
+    assert result.code == 1
+    line = next(line for line in result.err.splitlines() if "KAFKA_PASSWORD" in line)
+    assert line.startswith("catalog/grade-sync/0.9.0/plugin.yaml:")
+    assert "spec.secrets[0].env: KAFKA_PASSWORD is set by the platform for a plugin that uses Kafka" in line

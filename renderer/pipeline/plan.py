@@ -28,6 +28,10 @@ K8S_NAME_LIMIT = 63  # DNS label: namespaces, label values
 PG_NAME_LIMIT = 63  # bytes: PostgreSQL NAMEDATALEN - 1
 HASH_CHARS = 10
 VAULT_ROOT = "adapstory/plugins"
+# what a Kafka plugin's container gets from the platform (render: stores.kafka_env, kafka_secret_env)
+KAFKA_ENV = frozenset({"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_PREFIX", "KAFKA_SASL_MECHANISM", "KAFKA_SECURITY_PROTOCOL",
+                       "KAFKA_TOPIC_PREFIX", "KAFKA_USERNAME", "KAFKA_PASSWORD", "KAFKA_SASL_JAAS_CONFIG",
+                       "KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN", "KAFKA_SSL_KEYSTORE_KEY"})
 
 
 def shorten(name: str, limit: int, sep: str) -> str:
@@ -208,6 +212,12 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
             if uses_kafka and "kafka" not in spec.egress:
                 problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "kafka"), "spec.kafka",
                                         "the plugin uses Kafka but does not declare the 'kafka' egress target"))
+            taken = sorted({s.env for s in spec.secrets if s.env} & KAFKA_ENV) if uses_kafka else []
+            for var in taken:  # the Kafka credentials arrive under these names
+                i = next(i for i, s in enumerate(spec.secrets) if s.env == var)
+                problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "secrets", i, "env"),
+                                        f"spec.secrets[{i}].env", f"{var} is set by the platform for a plugin that "
+                                        "uses Kafka; pick another name"))
             # per-install ceilings
             need = _needs(spec)
             for key, amount in need.items():
