@@ -50,6 +50,11 @@ bundle_kafka(ents, b) := {
 	iso := bundle_isolation(ents, b)
 }
 
+# The same, or {} when the bundle has no single KafkaUser (computed once per check).
+kafka_of(ents, b) := k if {
+	k := bundle_kafka(ents, b)
+} else := {}
+
 bundle_isolation(ents, b) := object.get(ents[b.info].contents, "isolation", {}) if b.info >= 0
 
 bundle_isolation(ents, b) := {} if b.info < 0
@@ -61,12 +66,14 @@ topic_name(obj) := n if {
 
 # ---------------------------------------------------------------- KafkaTopic
 
-check_bundle_kafka_topics(ents, b) := {finding(ents[i], "kafka-topic-scope", "the bundle has a KafkaTopic but no single KafkaUser to own it") |
-	not bundle_kafka(ents, b)
-	some i in of_kind(ents, b, "KafkaTopic")
+check_bundle_kafka_topics(ents, b) := kafka_topics_with(ents, kafka_of(ents, b), of_kind(ents, b, "KafkaTopic"))
+
+kafka_topics_with(ents, k, topics) := {finding(ents[i], "kafka-topic-scope", "the bundle has a KafkaTopic but no single KafkaUser to own it") |
+	k == {}
+	some i in topics
 } | {finding(ents[i], "kafka-topic-scope", reason) |
-	k := bundle_kafka(ents, b)
-	some i in of_kind(ents, b, "KafkaTopic")
+	k != {}
+	some i in topics
 	some reason in topic_reasons(ents[i].contents, k)
 }
 
@@ -85,17 +92,17 @@ topic_reasons(t, k) := {words(["is in namespace '", namespace_of(t), "', not the
 
 # ---------------------------------------------------------------- the KafkaUser's secret (RBAC)
 
-check_bundle_kafka_secret(ents, b) := {finding(ents[i], "kafka-secret-scope", "an RBAC object in a bundle without a single KafkaUser: the only RBAC a bundle holds reads its KafkaUser's secret") |
-	not bundle_kafka(ents, b)
-	some i in b.members
-	rbac_object(ents[i].contents)
+check_bundle_kafka_secret(ents, b) := kafka_secret_with(ents, b, kafka_of(ents, b), [i | some i in b.members; rbac_object(ents[i].contents)])
+
+kafka_secret_with(ents, b, k, rbac) := {finding(ents[i], "kafka-secret-scope", "an RBAC object in a bundle without a single KafkaUser: the only RBAC a bundle holds reads its KafkaUser's secret") |
+	k == {}
+	some i in rbac
 } | {finding(ents[i], "kafka-secret-scope", reason) |
-	k := bundle_kafka(ents, b)
+	k != {}
 	sa := bundle_service_accounts(ents, b)
 	ns := name_of(the_namespace(ents, b).contents)
-	roles := {name_of(ents[r].contents) | some r in of_kind(ents, b, "Role"); rbac_object(ents[r].contents)}
-	some i in b.members
-	rbac_object(ents[i].contents)
+	roles := {name_of(ents[r].contents) | some r in rbac; ents[r].contents.kind == "Role"}
+	some i in rbac
 	some reason in rbac_reasons(ents[i].contents, k, sa, ns, roles)
 }
 

@@ -12,9 +12,11 @@ deny contains msg if {
 	some msg in check_bundle_retention(input, b)
 }
 
-check_bundle_retention(ents, b) := set() if object.get(bundle_isolation(ents, b), "onUninstall", "keep") == "delete"
+check_bundle_retention(ents, b) := retention_with(ents, b, object.get(bundle_isolation(ents, b), "onUninstall", "keep"))
 
-check_bundle_retention(ents, b) := keeps_data(ents, b) if not object.get(bundle_isolation(ents, b), "onUninstall", "keep") == "delete"
+retention_with(ents, b, mode) := set() if mode == "delete"
+
+retention_with(ents, b, mode) := keeps_data(ents, b) if mode != "delete"
 
 keeps_data(ents, b) := {finding(ents[i], "data-kept-on-uninstall", words(["spec.managementPolicies is ", object.get(ents[i].contents.spec, "managementPolicies", ["*"]), ": without an opt-in (spec.onUninstall.deleteData) it must not allow Delete"])) |
 	some i in b.members

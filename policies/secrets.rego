@@ -29,29 +29,27 @@ vault_config_object(obj) if startswith(obj.apiVersion, "redhatcop.redhat.io/")
 bundle_stores(ents, b) := {name_of(ents[i].contents): ents[i].contents.spec.provider | some i in of_kind(ents, b, "SecretStore")}
 
 # What the bundle's stores may name: its ServiceAccounts, its Vault role, its Kafka namespace and secret.
-bundle_secret_facts(ents, b) := {
+bundle_secret_facts(ents, b) := secret_facts_with(ents, b, bundle_isolation(ents, b), kafka_of(ents, b), name_of(the_namespace(ents, b).contents))
+
+secret_facts_with(ents, b, iso, k, ns) := {
 	"sa": bundle_service_accounts(ents, b),
-	"vault_role": object.get(iso, "vaultRole", name_of(the_namespace(ents, b).contents)),
+	"vault_role": object.get(iso, "vaultRole", ns),
 	"vault_prefix": object.get(iso, "vaultPrefix", ""),
 	"vault_ns": object.get(iso, "vaultConfigNamespace", ""),
-	"kafka_ns": object.get(iso, "kafkaNamespace", kafka_fact(ents, b, "namespace")),
-	"kafka_secret": object.get(iso, "kafkaSecret", kafka_fact(ents, b, "user")),
-	"ns": name_of(the_namespace(ents, b).contents),
-} if iso := bundle_isolation(ents, b)
-
-kafka_fact(ents, b, key) := bundle_kafka(ents, b)[key] if bundle_kafka(ents, b)
-
-kafka_fact(ents, b, key) := "" if not bundle_kafka(ents, b)
+	"kafka_ns": object.get(iso, "kafkaNamespace", object.get(k, "namespace", "")),
+	"kafka_secret": object.get(iso, "kafkaSecret", object.get(k, "user", "")),
+	"ns": ns,
+}
 
 # ---------------------------------------------------------------- SecretStore, ExternalSecret
 
-check_bundle_secret_stores(ents, b) := {finding(ents[i], "secret-store-scope", reason) |
-	f := bundle_secret_facts(ents, b)
+check_bundle_secret_stores(ents, b) := secret_stores_with(ents, b, bundle_secret_facts(ents, b))
+
+secret_stores_with(ents, b, f) := {finding(ents[i], "secret-store-scope", reason) |
 	stores := bundle_stores(ents, b)
 	some i in of_kind(ents, b, "ExternalSecret")
 	some reason in external_secret_reasons(ents[i].contents, stores, f)
 } | {finding(ents[i], "secret-store-scope", reason) |
-	f := bundle_secret_facts(ents, b)
 	some i in of_kind(ents, b, "SecretStore")
 	some reason in store_reasons(ents[i].contents.spec.provider, f)
 }
@@ -135,8 +133,9 @@ kube_store_reasons(p, f) := set() if not p.kubernetes
 
 # ---------------------------------------------------------------- vault-config-operator
 
-check_bundle_vault_config(ents, b) := {finding(ents[i], "vault-role-scope", reason) |
-	f := bundle_secret_facts(ents, b)
+check_bundle_vault_config(ents, b) := vault_config_with(ents, b, bundle_secret_facts(ents, b))
+
+vault_config_with(ents, b, f) := {finding(ents[i], "vault-role-scope", reason) |
 	policies := {vault_object_name(ents[p].contents) | some p in of_kind(ents, b, "Policy"); vault_config_object(ents[p].contents)}
 	some i in b.members
 	vault_config_object(ents[i].contents)
