@@ -78,6 +78,10 @@ data_from_key(entry) := k if {
 	is_string(k)
 } else := ""
 
+# An ExternalSecret reads Vault unless it says it reads the bundle's kubernetes store (the Kafka
+# credentials); secrets.rego checks across objects that this annotation tells the truth.
+reads_vault(es) if not annotation(es, "plugins.adapstory.io/secret-store-provider") == "kubernetes"
+
 under_prefix(key, prefix) if {
 	startswith(key, prefix)
 	count(key) > count(prefix)
@@ -91,6 +95,7 @@ path_tricks(key) if {
 
 check_vault_prefix(s) := {finding(s, "vault-prefix", words(["spec.data[", i, "].remoteRef.key reads '", key, "', outside the bundle's Vault prefix ", prefix])) |
 	s.contents.kind == "ExternalSecret"
+	reads_vault(s.contents)
 	prefix := vault_prefix(s.contents)
 	some i
 	entry := s.contents.spec.data[i]
@@ -98,6 +103,7 @@ check_vault_prefix(s) := {finding(s, "vault-prefix", words(["spec.data[", i, "].
 	not under_prefix(key, prefix)
 } | {finding(s, "vault-prefix", words(["spec.dataFrom[", i, "] reads '", key, "', outside the bundle's Vault prefix ", prefix])) |
 	s.contents.kind == "ExternalSecret"
+	reads_vault(s.contents)
 	prefix := vault_prefix(s.contents)
 	some i
 	entry := s.contents.spec.dataFrom[i]

@@ -43,6 +43,8 @@ class Bundle:
     def file_of(self, kind: str, name: str | None = None) -> str:
         files = [f for f, o in self.objects.items()
                  if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+        if name is None and len(files) > 1:  # Role, ExternalSecret: the plugin's own, not the Kafka reader's
+            files = [f for f in files if self.objects[f]["metadata"]["name"] == self.path.rsplit("/", 1)[-1]]
         assert len(files) == 1, f"{kind}/{name}: {files}"
         return files[0]
 
@@ -80,7 +82,8 @@ class Bundle:
                     "plugins.adapstory.io/group-prefix": f"tenant.{tenant}.{plugin}.",
                 })
         ns = self.one("Namespace")
-        self.info["isolation"] = {
+        keep = {k: v for k, v in (self.info.get("isolation") or {}).items() if k == "onUninstall"}
+        self.info["isolation"] = {**keep,
             "namespace": ns["metadata"]["name"],
             "vaultPrefix": f"adapstory/plugins/{plugin}/{tenant}/",
             "topicPrefix": f"tenant.{tenant}.",

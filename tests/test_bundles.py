@@ -118,7 +118,7 @@ def test_the_appproject_allows_only_namespace_as_cluster_scoped_and_only_bundle_
     namespaces = {d["namespace"] for d in project["spec"]["destinations"]}
     bundle_namespaces = {yaml.load(p.read_bytes(), Loader=yaml.CSafeLoader)["metadata"]["name"]
                          for p in rendered.glob("prod/plugins/*/*/namespace-*.yaml")}
-    assert namespaces == bundle_namespaces | {"kafka"}
+    assert namespaces == bundle_namespaces | {"kafka", "vault-config"}
     from renderer.pipeline.render import NAMESPACED_KINDS
 
     whitelist = {(k["group"], k["kind"]) for k in project["spec"]["namespaceResourceWhitelist"]}

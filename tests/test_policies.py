@@ -39,7 +39,7 @@ def test_every_rego_unit_test_passes():
     assert failed == []
     files = {name.split(":")[0] for name, _ in results}
     assert files == {"bundle_test.rego", "isolation_test.rego", "lib_test.rego", "network_test.rego", "pod_test.rego",
-                     "workload_test.rego"}
+                     "workload_test.rego", "kafka_test.rego", "secrets_test.rego", "retention_test.rego"}
     assert len(results) >= 90
 
 

@@ -7,7 +7,8 @@ has one). Argo CD applies lower waves first and waits for their health before th
 wave  what
 ====  ====================================================================================
 -1    the namespace and its guard rails: Namespace, ServiceAccount, ResourceQuota,
-      LimitRange, NetworkPolicy, the Kyverno signature Policy, the budget ConfigMap
+      LimitRange, NetworkPolicy, the Kyverno signature Policy, the budget ConfigMap, and the
+      Vault side of the bundle's secret store (vault-config-operator Policy, KubernetesAuthEngineRole)
  0    secrets, database and Kafka: SecretStore, ExternalSecret, RBAC Role/RoleBinding,
       provider-sql Role/Schema/Grant, KafkaUser, KafkaTopic
  1    the workload: Deployment, Service
@@ -42,8 +43,8 @@ SYNC_WAVES: dict[tuple[str, str], int] = {
     ("postgresql.sql.m.crossplane.io", "Grant"): SECRETS_AND_DATA,
     ("kafka.strimzi.io", "KafkaUser"): SECRETS_AND_DATA,
     ("kafka.strimzi.io", "KafkaTopic"): SECRETS_AND_DATA,
-    ("redhat-cop.redhat.io", "Policy"): SECRETS_AND_DATA,
-    ("redhat-cop.redhat.io", "KubernetesAuthEngineRole"): SECRETS_AND_DATA,
+    ("redhatcop.redhat.io", "Policy"): GUARD_RAILS,  # the Vault side exists before the stores log in
+    ("redhatcop.redhat.io", "KubernetesAuthEngineRole"): GUARD_RAILS,
     ("apps", "Deployment"): WORKLOAD,
     ("", "Service"): WORKLOAD,
     ("autoscaling", "HorizontalPodAutoscaler"): AFTER_WORKLOAD,

@@ -63,6 +63,9 @@ class BundleDiff:
     new_version: Optional[str]
     objects: list[ObjectDiff] = field(default_factory=list)
     meta: list[str] = field(default_factory=list)  # what changed in bundle.json (dotted keys) and kustomization.yaml
+    # of a removed bundle: its bundle.json's isolation block and object kinds (uninstall_notes)
+    removed_isolation: dict = field(default_factory=dict)
+    removed_kinds: tuple = ()
 
     def counts(self) -> tuple[int, int, int]:
         return (sum(o.change == "added" for o in self.objects), sum(o.change == "changed" for o in self.objects),
@@ -147,6 +150,10 @@ def _bundle_diff(key: str, files: list[FileChange], detail: bool) -> BundleDiff:
     if detail and change == "changed":
         bd.meta = (_changed_keys(old_meta, new_meta) if meta else []) + [
             "kustomization.yaml" for f in files if f.path.endswith("/kustomization.yaml")]
+    if change == "removed":
+        iso = old_meta.get("isolation")
+        bd.removed_isolation = iso if isinstance(iso, dict) else {}
+        bd.removed_kinds = tuple(sorted({str(o.get("kind") or "") for o in old_meta.get("objects") or [] if isinstance(o, dict)}))
     for f in files:
         if f.path.rsplit("/", 1)[-1] in NOT_OBJECTS:
             continue
@@ -253,6 +260,38 @@ def headline(report: Report) -> str:
     return f"{len(report.bundles)} bundle(s) differ from {_where(report)}: {what}"
 
 
+def uninstall_notes(report: Report) -> list[str]:
+    """What removing each removed bundle does to the tenant's data, from its bundle.json: the
+    database schema and role and the Kafka topics are kept unless the install opted in to
+    deleting them (isolation.onUninstall: delete); a bundle written before the renderer kept
+    data (no onUninstall) still carries Crossplane's and Argo CD's deleting defaults."""
+    out = []
+    for b in report.bundles:
+        iso = b.removed_isolation
+        if b.change != "removed" or not iso:
+            continue
+        data = []
+        if "Schema" in b.removed_kinds:
+            data.append(f"schema {iso.get('database', '?')}.{iso.get('schema', '?')}")
+        if "Role" in b.removed_kinds and iso.get("dbRole"):
+            data.append(f"role {iso['dbRole']}")
+        topics = [t for t in iso.get("topics") or [] if isinstance(t, str)] if "KafkaTopic" in b.removed_kinds else []
+        if topics:
+            data.append(("topic " if len(topics) == 1 else "topics ") + ", ".join(topics))
+        if not data:
+            continue
+        what = ", ".join(data[:-1]) + (" and " if len(data) > 1 else "") + data[-1]
+        mode = iso.get("onUninstall")
+        if mode == "keep":
+            out.append(f"uninstall: {b.path}: {what} {'is' if len(data) == 1 else 'are'} kept")
+        elif mode == "delete":
+            out.append(f"uninstall: {b.path}: {what} will be DELETED (the install opted in: spec.onUninstall.deleteData)")
+        else:
+            out.append(f"uninstall: {b.path}: {what} will be DELETED: the bundle predates data retention "
+                       "(render and sync it once with the install in place to keep them)")
+    return out
+
+
 def format_text(report: Report) -> str:
     lines = [headline(report)]
     if report.unchanged:
@@ -267,6 +306,7 @@ def format_text(report: Report) -> str:
         lines.append(f"WIDENS ACCESS: {w}")
     for n in report.notes:
         lines.append(f"note: {n}")
+    lines += [f"note: {n}" for n in uninstall_notes(report)]
     for b in report.bundles:
         a, c, r = b.counts()
         lines.append("")
@@ -294,7 +334,10 @@ def to_json(report: Report) -> dict:
     data = asdict(report)
     data["unchanged"] = report.unchanged
     data["summary"] = report.summary()
+    data["uninstall"] = uninstall_notes(report)
     for b in data["bundles"]:
+        b.pop("removed_isolation", None)
+        b.pop("removed_kinds", None)
         b["objects"] = [{**o, "label": f"{o['kind']}/{o['name']}" if o["kind"] else o["file"]} for o in b["objects"]]
     return data
 

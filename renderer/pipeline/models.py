@@ -309,9 +309,17 @@ class Overrides(Strict):
     env: dict[EnvName, Annotated[str, Field(max_length=4096)]] = {}
 
 
+class OnUninstall(Strict):
+    """What removing the install does to the tenant's data (schema, role, topics): kept unless this
+    says deleteData: true (set it, let Argo CD sync, then remove the install)."""
+
+    deleteData: bool = False
+
+
 class InstallSpec(Strict):
     version: SemVer
     overrides: Overrides = Overrides()
+    onUninstall: OnUninstall = OnUninstall()
 
 
 class InstallMeta(Strict):
@@ -341,15 +349,46 @@ class Endpoint(Strict):
     ports: Annotated[list[PortSpec], Field(min_length=1)]
 
 
+VaultPath = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")]
+
+
+class Vault(Strict):
+    """The Vault every bundle's own SecretStore reads, logging in as the bundle's ServiceAccount."""
+
+    server: Annotated[str, Field(pattern=r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/?$")]
+    path: VaultPath = "secret"  # the KV mount
+    version: Literal["v1", "v2"] = "v2"
+    authPath: VaultPath = "kubernetes"  # Vault's Kubernetes auth mount
+
+
+class VaultAdminAuth(Strict):
+    path: VaultPath = "kubernetes"
+    role: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
+    serviceAccount: DnsLabel
+
+
+class VaultConfig(Strict):
+    """Where the vault-config-operator CRs (each bundle's Vault role and policy) live: a
+    platform-admin namespace whose ServiceAccount may write Vault auth roles and policies."""
+
+    namespace: DnsLabel
+    authentication: VaultAdminAuth
+
+
 class SecretStore(Strict):
-    kind: Literal["SecretStore", "ClusterSecretStore"] = "ClusterSecretStore"
-    name: DnsLabel
     refreshInterval: Annotated[str, Field(pattern=r"^[0-9]+(s|m|h)$")] = "1h"
+    vault: Vault
+    vaultConfig: VaultConfig
 
 
 class TokenSpec(Strict):
     audience: Annotated[str, Field(min_length=1, max_length=253)]
     expirationSeconds: Annotated[int, Field(ge=600, le=3600)] = 3600
+
+
+class TopicDefaults(Strict):
+    partitions: Annotated[int, Field(ge=1, le=1000)] = 3
+    replicas: Annotated[int, Field(ge=1, le=10)] = 3
 
 
 class KafkaPlatform(Strict):
@@ -358,6 +397,9 @@ class KafkaPlatform(Strict):
     authentication: Literal["scram-sha-512", "tls"] = "scram-sha-512"
     topicPrefix: Annotated[str, Field(min_length=1, max_length=100)] = "tenant.{tenant}."
     groupPrefix: Annotated[str, Field(min_length=1, max_length=150)] = "tenant.{tenant}.{plugin}."
+    bootstrapServers: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}(,[A-Za-z0-9.-]+:[0-9]{1,5})*$")]
+    securityProtocol: Literal["SASL_SSL", "SASL_PLAINTEXT", "SSL"] = "SASL_SSL"
+    topicDefaults: TopicDefaults = TopicDefaults()
 
     @model_validator(mode="after")
     def _rules(self):
@@ -374,6 +416,9 @@ class KafkaPlatform(Strict):
             if re.search(r"\{(tenant|plugin)\}(?![._])", text):
                 raise ValueError(f"{text!r}: follow {{tenant}} and {{plugin}} with '.' or '_', so that one tenant's "
                                  "prefix is never the start of another's")
+        if (self.authentication == "tls") != (self.securityProtocol == "SSL"):
+            raise ValueError("kafka.securityProtocol is SSL exactly when kafka.authentication is tls "
+                             "(scram-sha-512 goes with SASL_SSL or SASL_PLAINTEXT)")
         return self
 
 

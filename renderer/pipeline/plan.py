@@ -29,6 +29,10 @@ K8S_NAME_LIMIT = 63  # DNS label: namespaces, label values
 PG_NAME_LIMIT = 63  # bytes: PostgreSQL NAMEDATALEN - 1
 HASH_CHARS = 10
 VAULT_ROOT = "adapstory/plugins"
+# what a Kafka plugin's container gets from the platform (render: stores.kafka_env, kafka_secret_env)
+KAFKA_ENV = frozenset({"KAFKA_BOOTSTRAP_SERVERS", "KAFKA_GROUP_PREFIX", "KAFKA_SASL_MECHANISM", "KAFKA_SECURITY_PROTOCOL",
+                       "KAFKA_TOPIC_PREFIX", "KAFKA_USERNAME", "KAFKA_PASSWORD", "KAFKA_SASL_JAAS_CONFIG",
+                       "KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN", "KAFKA_SSL_KEYSTORE_KEY"})
 
 
 def shorten(name: str, limit: int, sep: str) -> str:
@@ -92,6 +96,7 @@ class BundlePlan:
     signature_file: Optional[Path]
     signature: object = None  # verify.VerifiedSignature once verified
     install_sha256: str = ""  # of the install file: rollback holds and commit trailers name it
+    delete_data: bool = False  # the install's spec.onUninstall.deleteData opt-in
 
     @property
     def key(self) -> str:
@@ -189,6 +194,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
     platform = platform_src.model.spec
     endpoints = {name: _endpoint(name, ep) for name, ep in platform.egressTargets.items()}
     owners: dict[tuple[str, str], list[tuple[str, Source]]] = defaultdict(list)
+    producers: dict[str, list[tuple[str, Source]]] = defaultdict(list)  # topic -> installs producing it
     bundles: list[BundlePlan] = []
     for tenant_input in env.tenants:
         tenant_src: Source[Tenant] = tenant_input.tenant
@@ -238,6 +244,12 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
             if uses_kafka and "kafka" not in spec.egress:
                 problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "kafka"), "spec.kafka",
                                         "the plugin uses Kafka but does not declare the 'kafka' egress target"))
+            taken = sorted({s.env for s in spec.secrets if s.env} & KAFKA_ENV) if uses_kafka else []
+            for var in taken:  # the Kafka credentials arrive under these names
+                i = next(i for i, s in enumerate(spec.secrets) if s.env == var)
+                problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "secrets", i, "env"),
+                                        f"spec.secrets[{i}].env", f"{var} is set by the platform for a plugin that "
+                                        "uses Kafka; pick another name"))
             # per-install ceilings
             need = _needs(spec)
             for key, amount in need.items():
@@ -254,6 +266,8 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                                 ("consumer-group prefix", names.group_prefix),
                                 ("(database, schema)", f"{names.database}.{names.schema}")):
                 owners[(kind, value)].append((f"{tenant_id}/{name}", inst_src))
+            for topic in sorted(set(spec.kafka.produces if spec.kafka else ())):
+                producers[names.topic_prefix + topic].append((f"{tenant_id}/{name}", inst_src))
             digest = _input_digest(shaping, platform_src, tenant_src, inst_src, cv, publisher)
             repo = IMAGE_RE.match(spec.image).group("repo")
             bundles.append(BundlePlan(
@@ -266,6 +280,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 ingress=endpoints[platform.ingressFrom], dns=endpoints["dns"],
                 input_digest=digest, catalog_dir=cv.dir, signature_file=cv.signature_file,
                 install_sha256=inst_src.sha256,
+                delete_data=inst.spec.onUninstall.deleteData,
             ))
         for key, total in totals.items():
             if total > _ceiling(tenant, key) and len(contributors) > 1:
@@ -279,6 +294,13 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
                                         f"{who} map to the same {kind} {value!r} in environment {env.name}; "
                                         "rename one plugin or tenant"))
+    for topic, users in sorted(producers.items()):
+        if len(users) > 1:  # a KafkaTopic has one owner: the bundle that renders it
+            who = " and ".join(u for u, _ in users)
+            for _, src in users:
+                problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
+                                        f"{who} both produce topic {topic!r} in environment {env.name}; "
+                                        "a topic has one producing install (its KafkaTopic's owner)"))
     return sorted(bundles, key=lambda b: (b.tenant, b.plugin))
 
 

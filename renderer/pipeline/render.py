@@ -20,8 +20,9 @@ import jinja2
 import yaml
 
 from renderer.core import quantity
-from renderer.core.kinds import WAVE_ANNOTATION, sync_wave
 from renderer.core.errors import RendererBroken
+from renderer.core.kinds import WAVE_ANNOTATION, sync_wave
+from renderer.pipeline import stores
 from renderer.pipeline.plan import BundlePlan, EnvironmentPlan, label_value
 from renderer.core.quoting import quote
 from renderer.trust.signatures import TLOG_SETTINGS
@@ -46,6 +47,12 @@ TEMPLATE_KINDS = {
     "horizontalpodautoscaler.yaml.j2": "HorizontalPodAutoscaler",
     "configmap.yaml.j2": "ConfigMap",
     "kafkauser.yaml.j2": "KafkaUser",
+    "kafkatopic.yaml.j2": "KafkaTopic",
+    "secretstore.yaml.j2": "SecretStore",
+    "rbac-role.yaml.j2": "Role",
+    "rbac-rolebinding.yaml.j2": "RoleBinding",
+    "vault-role.yaml.j2": "KubernetesAuthEngineRole",
+    "vault-policy.yaml.j2": "Policy",
     "sql-role.yaml.j2": "Role",
     "sql-schema.yaml.j2": "Schema",
     "sql-grant.yaml.j2": "Grant",
@@ -66,7 +73,10 @@ EMITTED = (
     ("v1", "Namespace"), ("v1", "ServiceAccount"), ("v1", "ResourceQuota"), ("v1", "LimitRange"), ("v1", "Service"),
     ("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("networking.k8s.io/v1", "NetworkPolicy"), ("external-secrets.io/v1", "ExternalSecret"),
-    ("kafka.strimzi.io/v1", "KafkaUser"), ("postgresql.sql.m.crossplane.io/v1alpha1", "Role"),
+    ("kafka.strimzi.io/v1", "KafkaUser"), ("kafka.strimzi.io/v1", "KafkaTopic"), ("external-secrets.io/v1", "SecretStore"),
+    ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("redhatcop.redhat.io/v1alpha1", "KubernetesAuthEngineRole"), ("redhatcop.redhat.io/v1alpha1", "Policy"),
+    ("postgresql.sql.m.crossplane.io/v1alpha1", "Role"),
     ("postgresql.sql.m.crossplane.io/v1alpha1", "Schema"), ("postgresql.sql.m.crossplane.io/v1alpha1", "Grant"),
     ("kyverno.io/v1", "Policy"), ("monitoring.coreos.com/v1", "PrometheusRule"), ("policy/v1", "PodDisruptionBudget"),
     ("argoproj.io/v1alpha1", "AppProject"), ("argoproj.io/v1alpha1", "Application"),
@@ -168,10 +178,14 @@ class Renderer:
         spec = plan.spec
         wanted = ["namespace", "serviceaccount", "resourcequota", "limitrange", "networkpolicy", "deployment",
                   "service", "horizontalpodautoscaler", "configmap", "policy", "poddisruptionbudget"]
+        if spec.secrets or ctx["kafka"]:
+            wanted += ["externalsecret", "secretstore"]
         if spec.secrets:
-            wanted.append("externalsecret")
+            wanted += ["vault-role", "vault-policy"]
         if ctx["kafka"]:
-            wanted.append("kafkauser")
+            wanted += ["kafkauser", "rbac-role", "rbac-rolebinding"]
+        if ctx["kafka"] and ctx["kafka"]["topics"]:
+            wanted.append("kafkatopic")
         if spec.database is not None:
             wanted += ["sql-role", "sql-schema", "sql-grant"]
         if spec.kafka and spec.kafka.consumes:
@@ -200,7 +214,9 @@ class Renderer:
         platform = env.platform
         argo = platform.argocd
         destinations = sorted({b.names.namespace for b in env.bundles}
-                              | ({platform.kafka.namespace} if any(_uses_kafka(b) for b in env.bundles) else set()))
+                              | ({platform.kafka.namespace} if any(_uses_kafka(b) for b in env.bundles) else set())
+                              | ({platform.secretStore.vaultConfig.namespace} if any(b.spec.secrets for b in env.bundles)
+                                 else set()))
         project = self._objects("appproject.yaml.j2", p={
             "name": argo.project, "namespace": argo.namespace, "labels": _argocd_labels(env.name), "repo": argo.repoURL,
             "server": argo.server, "destinations": destinations,
@@ -287,8 +303,7 @@ def bundle_context(plan: BundlePlan) -> dict:
         {"name": "TENANT_ID", "value": plan.tenant},
     ]
     if _uses_kafka(plan):
-        env += [{"name": "KAFKA_GROUP_PREFIX", "value": names.group_prefix},
-                {"name": "KAFKA_TOPIC_PREFIX", "value": names.topic_prefix}]
+        env += stores.kafka_env(plan)
     if spec.database is not None:
         env += [{"name": "PGDATABASE", "value": names.database}, {"name": "PGSCHEMA", "value": names.schema}]
     # models.PLATFORM_ENV_NAMES keeps the manifest's and the overrides' names apart from these:
@@ -300,6 +315,8 @@ def bundle_context(plan: BundlePlan) -> dict:
                        {"name": "PGPASSWORD", "secret": "db-credentials", "key": "password"},
                        {"name": "PGHOST", "secret": "db-credentials", "key": "endpoint"},
                        {"name": "PGPORT", "secret": "db-credentials", "key": "port"}]
+    if _uses_kafka(plan):
+        secret_env += stores.kafka_secret_env(plan)
     secret_env.sort(key=lambda e: e["name"])
     names_set = [e["name"] for e in env + secret_env]
     if len(names_set) != len(set(names_set)):
@@ -323,6 +340,7 @@ def bundle_context(plan: BundlePlan) -> dict:
             "topic_prefix": names.topic_prefix,
             "group_prefix": names.group_prefix,
             "acls": sorted(acls, key=lambda a: (a["type"], a["name"], a["operations"])),
+            **stores.kafka_context(plan),
         }
     group_re = re.sub(r"([.+*?()|\[\]{}^$\\])", r"\\\1", names.group_prefix)
     metric = platform.observability.consumerLagMetric
@@ -361,8 +379,8 @@ def bundle_context(plan: BundlePlan) -> dict:
         "token_audience": platform.serviceAccountToken.audience,
         "token_seconds": platform.serviceAccountToken.expirationSeconds,
         "token_dir": TOKEN_DIR,
-        "secret_store": platform.secretStore.model_dump(),
-        "secret_name": names.secret,
+        "refresh_interval": platform.secretStore.refreshInterval,
+        **stores.secret_context(plan),
         "secrets": [{"name": s.name, "vault_path": names.vault_prefix + s.vaultKey} for s in spec.secrets],
         "quota": quota,
         "limit_range": {
@@ -392,6 +410,7 @@ def bundle_context(plan: BundlePlan) -> dict:
         "db": None if spec.database is None else {
             "role": names.db_role, "database": names.database, "schema": names.schema, "secret": "db-credentials",
             "connection_limit": spec.replicas.max * 5 + 5,
+            "management_policies": stores.management_policies(plan),
             "provider": {"kind": platform.database.providerConfigKind, "name": platform.database.providerConfig},
         },
         "kyverno": {
@@ -453,6 +472,7 @@ def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
             "namespace": plan.names.namespace, "vaultPrefix": plan.names.vault_prefix,
             "topicPrefix": plan.names.topic_prefix, "groupPrefix": plan.names.group_prefix,
             "database": plan.names.database, "schema": plan.names.schema, "dbRole": plan.names.db_role,
+            **stores.owned(plan),
         },
         "signature": None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest},
         "objects": [{"file": f, "apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"],

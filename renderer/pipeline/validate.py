@@ -5,8 +5,9 @@ rendered it): the schema gate (kubeconform-equivalent, ``schemas.SchemaStore``) 
 gate (conftest-equivalent, ``policy.PolicyEngine``; a bundle whose exact bytes passed the same
 policies before is not evaluated again, see ``policy_key``). Per
 environment (in the parent, over small per-bundle facts): the isolation audit, which sees
-what no single-object check can: two bundles claiming the same namespace, Vault prefix,
-KafkaUser, consumer-group prefix, DB role or (database, schema).
+what no single-object check can: two bundles claiming the same namespace, Vault prefix, Vault
+role or policy, KafkaUser, Kafka secret, KafkaTopic, consumer-group prefix, DB role or
+(database, schema); a bundle reading a Kafka secret other than its own KafkaUser's.
 Violations read ``bundle/file: kind/name: rule: message``.
 """
 
@@ -116,6 +117,10 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
     peers: list[tuple[str, str]] = []  # (file: kind/name, namespace or "*")
     namespaces: set[str] = set()
     tenant = plugin = topic_prefix = ""
+    kafka_users: set[str] = set()
+    kafka_secrets: list[tuple[str, str]] = []  # (file: kind/name, namespace/secret) the bundle can read
+    stores = {(o.get("metadata") or {}).get("name", ""): ((o.get("spec") or {}).get("provider") or {})
+              for _, o in objects if o.get("kind") == "SecretStore"}
     for fname, obj in objects:
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
@@ -131,15 +136,38 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
             claims.append(("KafkaUser", f"{meta.get('namespace', '')}/{meta.get('name', '')}"))
             annotations = meta.get("annotations")
             topic_prefix = str(annotations.get(TOPIC_PREFIX_ANNOTATION, "")) if isinstance(annotations, dict) else ""
+            kafka_users.add(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
             for acl in (spec.get("authorization") or {}).get("acls") or []:
                 res = acl.get("resource") or {}
                 acl_names.append((f"{fname}: {_id(obj)}", res.get("name", "")))
                 if res.get("type") == "group":
                     claims.append(("consumer-group prefix", res.get("name", "")))
         elif kind == "ExternalSecret":
+            ref = spec.get("secretStoreRef") or {}
+            kube = (stores.get(ref.get("name", "")) or {}).get("kubernetes") if ref.get("kind", "SecretStore") == "SecretStore" else None
             for item in spec.get("data") or []:
                 key = (item.get("remoteRef") or {}).get("key", "")
-                claims.append(("Vault prefix", "/".join(key.split("/")[:4]) + "/"))
+                if isinstance(kube, dict):  # the KafkaUser's secret, read from the Kafka namespace
+                    kafka_secrets.append((f"{fname}: {_id(obj)}", f"{kube.get('remoteNamespace', 'default')}/{key}"))
+                else:
+                    claims.append(("Vault prefix", "/".join(key.split("/")[:4]) + "/"))
+        elif kind == "KafkaTopic":
+            topic = spec.get("topicName") or meta.get("name", "")
+            claims.append(("KafkaTopic", f"{meta.get('namespace', '')}/{topic}"))
+            acl_names.append((f"{fname}: {_id(obj)}", topic))
+        elif kind == "Role" and obj.get("apiVersion", "").startswith("rbac.authorization.k8s.io/"):
+            for rule in obj.get("rules") or []:
+                if "secrets" in (rule.get("resources") or []):
+                    for name in rule.get("resourceNames") or ["*"]:
+                        kafka_secrets.append((f"{fname}: {_id(obj)}", f"{meta.get('namespace', '')}/{name}"))
+        elif kind == "SecretStore":
+            role = (((spec.get("provider") or {}).get("vault") or {}).get("auth") or {}).get("kubernetes", {}).get("role")
+            if role:
+                claims.append(("Vault role", role))
+        elif kind == "KubernetesAuthEngineRole":
+            claims.append(("Vault role", spec.get("name") or meta.get("name", "")))
+        elif kind == "Policy" and obj.get("apiVersion", "").startswith("redhatcop.redhat.io/"):
+            claims.append(("Vault policy", spec.get("name") or meta.get("name", "")))
         elif kind == "Role" and obj.get("apiVersion", "").startswith("postgresql.sql"):
             claims.append(("DB role", (meta.get("annotations") or {}).get("crossplane.io/external-name", "")))
         elif kind == "Schema" and obj.get("apiVersion", "").startswith("postgresql.sql"):
@@ -154,8 +182,10 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
                         continue
                     for peer in targets:
                         peers.append((f"{fname}: {_id(obj)}", _peer_namespace(peer)))
+    claims += [("Kafka secret", secret) for _, secret in kafka_secrets]
     return {"bundle": path, "tenant": tenant, "plugin": plugin, "claims": sorted(set(claims)),
-            "acl_names": acl_names, "peers": peers, "namespaces": sorted(namespaces), "topic_prefix": topic_prefix}
+            "acl_names": acl_names, "peers": peers, "namespaces": sorted(namespaces), "topic_prefix": topic_prefix,
+            "kafka_users": sorted(kafka_users), "kafka_secrets": kafka_secrets}
 
 
 def _peer_namespace(peer: dict) -> str:
@@ -255,6 +285,11 @@ class EnvironmentAudit:
                     if other != f["tenant"] and theirs and name.startswith(theirs):
                         out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} touches tenant "
                                    f"{other}'s topic namespace (owned by {tenant_bundle[other]})")
+            # the only Kafka secret a bundle may read is the one Strimzi writes for its own KafkaUser
+            for where, secret in f.get("kafka_secrets", ()):
+                if secret not in f.get("kafka_users", ()):
+                    out.append(f"{f['bundle']}/{where}: isolation-foreign-kafka-secret: reads secret {secret}, "
+                               f"which is not the secret of the bundle's own KafkaUser")
             own = set(f["namespaces"])
             for where, ns in f["peers"]:
                 if ns == "*":

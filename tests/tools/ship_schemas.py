@@ -42,6 +42,11 @@ def custom_kinds(emitted=EMITTED) -> list[tuple[str, str, str]]:
     return sorted(out)
 
 
+# Groups whose upstream CRDs are not under ../shared/schemas/upstream: their schemas were imported
+# once with `render schemas import` from the fetched upstream CRD (never committed) and are kept.
+FETCHED_GROUPS = frozenset({"redhatcop.redhat.io"})
+
+
 def sources(upstream: Path = UPSTREAM, emitted=EMITTED) -> list[tuple[Path, str, str]]:
     """(upstream CRD file, kubeconform-layout file name, version) for each emitted custom kind.
     Raises LookupError naming the kinds no upstream file serves."""
@@ -55,6 +60,8 @@ def sources(upstream: Path = UPSTREAM, emitted=EMITTED) -> list[tuple[Path, str,
                     served.setdefault(key, []).append(path)
     out, missing = [], []
     for group, kind, version in custom_kinds(emitted):
+        if group in FETCHED_GROUPS:
+            continue
         files = sorted(served.get((group, kind, version), []), key=lambda p: (len(p.relative_to(upstream).parts), p))
         if not files:
             missing.append(f"{group}/{version} {kind}")
@@ -69,8 +76,10 @@ def ship(to_dir: Path = SCHEMAS, upstream: Path = UPSTREAM) -> list[str]:
     """Empty ``to_dir`` and import every emitted custom kind into it; returns the files written."""
     plan = sources(upstream)
     if to_dir.exists():
-        shutil.rmtree(to_dir)
-    to_dir.mkdir(parents=True)
+        for sub in to_dir.iterdir():
+            if sub.name not in FETCHED_GROUPS:
+                shutil.rmtree(sub) if sub.is_dir() else sub.unlink()
+    to_dir.mkdir(parents=True, exist_ok=True)
     for crd_file, _, version in plan:
         code = cli.main(["schemas", "import", str(crd_file), "--to", str(to_dir), "--versions", version])
         if code != 0:
@@ -78,7 +87,7 @@ def ship(to_dir: Path = SCHEMAS, upstream: Path = UPSTREAM) -> list[str]:
     # a CRD file holds one kind; its other served versions are not emitted: drop them
     wanted = {rel for _, rel, _ in plan}
     for path in sorted(to_dir.rglob("*.json")):
-        if path.relative_to(to_dir).as_posix() not in wanted:
+        if path.relative_to(to_dir).parts[0] not in FETCHED_GROUPS and path.relative_to(to_dir).as_posix() not in wanted:
             path.unlink()
     return sorted(wanted)
 
