@@ -170,7 +170,7 @@ SHADOWING = [
     pytest.param(lambda root: _replace_re(root, QUIZ, r"(@sha256:[0-9a-f]{64})", r'\1\\n', quote=True),
                  rf"{QUIZ}:8: spec.image: .*is not a valid image reference", id="image-with-newline"),
     pytest.param(edit("dev/platform.yaml", "refreshInterval: 1h", 'refreshInterval: "1h\\n"'),
-                 r"dev/platform.yaml:16: spec.secretStore.refreshInterval: String should match pattern", id="refresh-interval-with-newline"),
+                 r"dev/platform.yaml:\d+: spec.secretStore.refreshInterval: String should match pattern", id="refresh-interval-with-newline"),
     pytest.param(edit(INSTALL, "version: 1.3.0", 'version: "1.3.0\\n"'),
                  rf"{INSTALL}:6: spec.version: '1.3.0\\n' is not a semantic version", id="version-with-newline"),
     pytest.param(edit(INSTALL, "env: {LOG_LEVEL: debug}", "env: {PGPASSWORD: x, PGHOST: db.attacker.example}"),
@@ -222,7 +222,8 @@ def test_every_variable_the_platform_sets_is_a_reserved_name(envs, tmp_path, ren
             names = [e["name"] for e in ctx["env"] + ctx["secret_env"]]
             assert len(names) == len(set(names)), names
             seen |= set(names) - own
-    assert seen == PLATFORM_ENV_NAMES
+    # the examples use SCRAM; the two TLS client-certificate variables appear with kafka.authentication: tls
+    assert seen == PLATFORM_ENV_NAMES - {"KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN", "KAFKA_SSL_KEYSTORE_KEY"}
 
 
 # ------------------------------------------------------------------------------------ class 8: no way out

@@ -8,9 +8,10 @@ from __future__ import annotations
 # Names of a bundle's objects that do not derive from the plugin's name (templates/): a plugin
 # named like one of them would collide with it (`NetworkPolicy default-deny`), so they are
 # reserved. tests/test_hardening_names.py checks this list against every rendered bundle.
-FIXED_OBJECT_NAMES = frozenset({"default-deny", "plugin-budget", "verify-image-signature", "db-credentials"})
+FIXED_OBJECT_NAMES = frozenset({"default-deny", "plugin-budget", "verify-image-signature", "db-credentials", "vault",
+                                "kafka", "kafka-credentials"})
 # Suffixes the templates append to the plugin name (PrometheusRule, Grant, Secret)
-DERIVED_SUFFIXES = ("", "-consumer-lag", "-schema", "-secrets")
+DERIVED_SUFFIXES = ("", "-consumer-lag", "-schema", "-secrets", "-kafka")
 
 
 def plugin_name(value: str) -> str:
@@ -29,7 +30,9 @@ def reserved_schema(name: str) -> bool:
 # override's to set (tests check bundle_context against this list).
 PLATFORM_ENV_NAMES = frozenset({
     "LOG_FORMAT", "OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME", "PLATFORM_TOKEN_FILE", "TENANT_ID",
-    "KAFKA_GROUP_PREFIX", "KAFKA_TOPIC_PREFIX", "PGDATABASE", "PGSCHEMA", "PGUSER", "PGPASSWORD", "PGHOST", "PGPORT",
+    "KAFKA_GROUP_PREFIX", "KAFKA_TOPIC_PREFIX", "KAFKA_BOOTSTRAP_SERVERS", "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM", "KAFKA_USERNAME", "KAFKA_PASSWORD", "KAFKA_SASL_JAAS_CONFIG",
+    "KAFKA_SSL_KEYSTORE_CERTIFICATE_CHAIN", "KAFKA_SSL_KEYSTORE_KEY", "PGDATABASE", "PGSCHEMA", "PGUSER", "PGPASSWORD", "PGHOST", "PGPORT",
 })
 
 
