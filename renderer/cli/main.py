@@ -64,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     from renderer.flows.legacy import register
 
     register(sub, _build_args)  # commit, diff, mark-good, rollback
+    __import__("renderer.cli.migrations_cmd", fromlist=["register"]).register(sub)  # migrations check
     v = sub.add_parser("validate", help="schema, policy and isolation gates on a folder of rendered bundles")
     v.add_argument("folder", type=Path, metavar="DIR")
     v.add_argument("--kubernetes-version", default=None,

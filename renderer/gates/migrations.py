@@ -53,20 +53,18 @@ cache would not pay for its invalidation rules.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from renderer.core.errors import EXIT_OUTSIDE, Problem, RenderError
+from renderer.core.errors import Problem
 from renderer.core.semver import Version, is_semver
+from renderer.gates import sqlscope
+from renderer.gates.squawk import OPT_IN_RULES, SquawkFailed, lint, squawk_path, squawk_run_count
+
+__all__ = ["BLOCKING_RULES", "OPT_IN_RULES", "MigrationFinding", "SquawkFailed", "as_problems", "check_catalog",
+           "check_version", "rollback_floor", "squawk_path", "squawk_run_count", "unsafe_move"]
 
 # Squawk rules whose statements break code written for the schema before them (verified against
 # squawk 2.70.0). Each removes, renames, moves or retypes something the old version names, or
@@ -103,16 +101,10 @@ BLOCKING_RULES = frozenset(
         "ban-revoke",
     }
 )
-OPT_IN_RULES = ("ban-revoke",)
 SYNTAX_RULE = "syntax-error"
 
 CONTRACT_MARKER_RE = re.compile(r"^[ \t]*--[ \t]*contract-since:[ \t]*(\S+)[ \t]*\r?$")
-_IGNORE_RE = re.compile(rb"(?i)squawk-ignore")
-_IGNORE_NEUTRAL = b"squawk-nogate"  # same length: squawk's lines and columns stay right
 _DOC = "docs/migrations.md"
-
-_memo: dict[str, tuple["_Raw", ...]] = {}
-_runs = 0
 
 
 @dataclass(frozen=True, order=True)
@@ -124,37 +116,6 @@ class MigrationFinding:
     rule: str  # squawk's rule name, or migration-rewritten / -removed / -out-of-order, ...
     message: str
     blocking: bool
-
-
-@dataclass(frozen=True)
-class _Raw:
-    name: str
-    line: int  # 1-based
-    rule: str
-    message: str
-
-
-class SquawkFailed(RenderError):
-    """Squawk is missing, crashed or printed something that is not its JSON report."""
-
-    exit_code = EXIT_OUTSIDE
-    hint = "reinstall the renderer with its dependencies (pip package squawk-cli) and run again"
-
-
-def squawk_path() -> str:
-    """The squawk binary: next to the running Python (its venv), else on PATH."""
-    local = Path(sys.executable).parent / "squawk"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which("squawk")
-    if found:
-        return found
-    raise SquawkFailed("squawk is not installed: the migration gate cannot check PostgreSQL migrations")
-
-
-def squawk_run_count() -> int:
-    """How many squawk processes this process has started (the memo keeps it low)."""
-    return _runs
 
 
 def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFinding]:
@@ -170,7 +131,7 @@ def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFindi
     previous = _previous(catalog_plugin_dir, version)
     mig_dir = version_dir / "migrations"
     files = _migrations(version_dir)
-    findings: list[MigrationFinding] = []
+    findings: list[MigrationFinding] = _links(mig_dir)
     if previous is None:
         new = files
     else:
@@ -214,7 +175,13 @@ def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFindi
                             True,
                         )
                     )
-    findings.extend(_lint_new(mig_dir, new, version, previous))
+    linted = _lint_new(mig_dir, new, version, previous)
+    findings.extend(linted)
+    # Scope: the new files; all files when the version moves the plugin to another schema.
+    schema = sqlscope.plugin_schema(version_dir)
+    same = previous is not None and sqlscope.plugin_schema(catalog_plugin_dir / previous) == schema
+    unparsable = {f.path.name for f in linted if f.rule in (SYNTAX_RULE, "encoding")}
+    findings.extend(_scope(mig_dir, new if same else files, schema, unparsable))
     return sorted(findings)
 
 
@@ -322,14 +289,41 @@ def _previous(plugin_dir: Path, version: str) -> str | None:
 
 
 def _migrations(version_dir: Path) -> dict[str, bytes]:
+    """The version's regular ``*.sql`` files; never through a symlink (``_links`` reports those)."""
     mig_dir = version_dir / "migrations"
-    if not mig_dir.is_dir():
+    if mig_dir.is_symlink() or not mig_dir.is_dir():
         return {}
     return {
         p.name: p.read_bytes()
         for p in sorted(mig_dir.iterdir(), key=lambda p: p.name)
-        if p.suffix == ".sql" and p.is_file()
+        if p.suffix == ".sql" and not p.is_symlink() and p.is_file()
     }
+
+
+def _links(mig_dir: Path) -> list[MigrationFinding]:
+    """A migrations/ folder that is a symlink, and every symlink in it, whatever it points at."""
+    fix = "a catalog version's migrations are plain files inside it: replace the link by a copy of the file"
+    if mig_dir.is_symlink():
+        return [MigrationFinding(mig_dir, 0, "migration-symlink", f"migrations/ is a symbolic link; {fix}", True)]
+    if not mig_dir.is_dir():
+        return []
+    return [MigrationFinding(p, 0, "migration-symlink", f"{p.name} is a symbolic link; {fix}", True)
+            for p in sorted(mig_dir.iterdir()) if p.is_symlink()]
+
+
+def _scope(mig_dir: Path, files: dict[str, bytes], schema: str, skip: set[str]) -> list[MigrationFinding]:
+    """``sqlscope``'s findings for these files (always blocking); ``skip``: files already rejected as unparsable."""
+    out = []
+    for name, data in files.items():
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # reported as `encoding` by the version that added it
+        for f in sqlscope.check_sql(text, schema):
+            if f.rule == SYNTAX_RULE and name in skip:
+                continue
+            out.append(MigrationFinding(mig_dir / name, f.line, f.rule, f.message, True))
+    return out
 
 
 def _first_difference(old: bytes, new: bytes) -> int:
@@ -338,11 +332,6 @@ def _first_difference(old: bytes, new: bytes) -> int:
         if a != b:
             return i + 1
     return min(len(old_lines), len(new_lines)) + 1
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 def _markers(data: bytes) -> list[tuple[int, str | None]]:
@@ -411,7 +400,7 @@ def _lint_new(mig_dir: Path, new: dict[str, bytes], version: str, previous: str 
             if ok:
                 waived[name] = max((t for _l, t in marks), key=Version)  # type: ignore[arg-type]
 
-    for raw in _squawk(texts):
+    for raw in lint(texts):
         path = mig_dir / raw.name
         if raw.rule == SYNTAX_RULE:
             findings.append(
@@ -454,53 +443,3 @@ def _lint_new(mig_dir: Path, new: dict[str, bytes], version: str, previous: str 
             )
         )
     return findings
-
-
-def _squawk(files: dict[str, bytes]) -> tuple[_Raw, ...]:
-    """Squawk's findings for these files (one process for all), memoised by content."""
-    global _runs
-    if not files:
-        return ()
-    digest = hashlib.sha256()
-    digest.update(",".join(OPT_IN_RULES).encode() + b"\0")
-    for name in sorted(files):
-        digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
-        digest.update(hashlib.sha256(files[name]).digest())
-    key = digest.hexdigest()
-    if key in _memo:
-        return _memo[key]
-
-    exe = squawk_path()
-    names = sorted(files)
-    # Plain alias names: squawk treats arguments as glob patterns, and a name could start with '-'.
-    alias = {f"m{i:04d}.sql": name for i, name in enumerate(names)}
-    with tempfile.TemporaryDirectory(prefix="render-squawk-") as tmp:
-        work = Path(tmp)
-        for short, name in alias.items():
-            (work / short).write_bytes(_IGNORE_RE.sub(_IGNORE_NEUTRAL, files[name]))
-        config = work / "squawk.toml"
-        config.write_text("")
-        cmd = [exe, "--config", str(config), "--reporter", "json", "--include", ",".join(OPT_IN_RULES), *alias]
-        try:
-            proc = subprocess.run(cmd, cwd=work, capture_output=True, timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise SquawkFailed(f"squawk could not run: {err}") from None
-    _runs += 1
-    try:
-        report = json.loads(proc.stdout) if proc.returncode in (0, 1) else None
-    except ValueError:
-        report = None
-    if not isinstance(report, list):
-        first = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[0]
-        raise SquawkFailed(f"squawk failed (exit {proc.returncode}): {first}")
-    out = []
-    for item in report:
-        try:
-            name = alias[Path(item["file"]).name]
-            text = _sentence(str(item["message"])) + (f" {_sentence(str(item['help']))}" if item.get("help") else "")
-            out.append(_Raw(name, int(item["line"]) + 1, str(item["rule_name"]), text))  # squawk: 0-based
-        except (KeyError, TypeError, ValueError):
-            raise SquawkFailed(f"squawk printed an unexpected report entry: {item!r}") from None
-    result = tuple(sorted(out, key=lambda r: (r.name, r.line, r.rule, r.message)))
-    _memo[key] = result
-    return result
