@@ -190,7 +190,7 @@ class _Checker:
         if not isinstance(node, ast.Node):
             return
         loc = getattr(node, "location", None)
-        if isinstance(loc, int) and loc >= 0:
+        if isinstance(loc, int) and loc >= 0 and not type(node).__name__.endswith("Stmt"):  # statements: their start
             at = base + loc
         self.visit(node, base, at, text)
         for name in node.__slots__:
