@@ -31,29 +31,24 @@ migration runs, not about whether the old version survives it. Invalid SQL (squa
 The lowest catalog version has no previous version: no tenant can be rolled back from it to an
 older one, so its findings are warnings (invalid SQL is still an error).
 
-Squawk's own ``-- squawk-ignore`` / ``-- squawk-ignore-file`` comments are *not* honoured: they
-would let a publisher switch the gate off with one comment. The files are linted from copies in
-which every ``squawk-ignore`` is replaced by a same-length word (lines and columns do not move),
-from a scratch directory with an explicit empty config, so that no ``.squawk.toml`` in the
-environments repo (or above the working directory) can exclude rules either. The supported,
-checkable way to make a breaking change is the ``-- contract-since: X.Y.Z`` marker described in
-``docs/migrations.md``: it allows the blocking findings of its file only when the previous version
-is X.Y.Z or later, and ``rollback_floor`` tells the pipeline which running versions may then be
-moved to V.
+Squawk's ``squawk-ignore`` comments and ``.squawk.toml`` files are not honoured
+(``renderer.gates.squawk``); the checkable way to make a breaking change is the
+``-- contract-since: X.Y.Z`` marker (``docs/migrations.md``): it allows the blocking findings of
+its file only when the previous version is X.Y.Z or later; ``rollback_floor`` then tells the
+pipeline which running versions may be moved to V.
 
-``check_catalog`` checks each asked version together with the versions below it (its
-history): a tenant on an old version that upgrades to V runs every intermediate version's new
-files, so a breaking file in an unused intermediate version is as dangerous as one in V.
+Scope (``renderer.gates.sqlscope``, always blocking, the first version too): a migration runs as
+the plugin's role and must not change roles or privileges, run programs, install extensions or
+name any schema but the plugin's own. Symlinks (``migration-symlink``): a migrations/ folder that
+is a link, or a link in it, is rejected and never read, whatever it points at.
 
-Squawk runs once per version (all new files in one process, ~3 ms); its output is memoised in
-process by the sha256 of the file set (names and bytes), so 10,000 installs of one version, or
-two versions that add the same files, run it once. The memo is not persisted: at this cost a disk
-cache would not pay for its invalidation rules.
+``check_catalog`` checks each asked version together with the versions below it (its history):
+upgrading to V runs every intermediate version's new files. Squawk runs once per set of new files
+and is memoised in process by their content.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -61,9 +56,20 @@ from typing import Iterable
 from renderer.core.errors import Problem
 from renderer.core.semver import Version, is_semver
 from renderer.gates import sqlscope
+from renderer.gates.migration_history import (
+    CONTRACT_MARKER_RE,
+    first_difference as _first_difference,
+    markers as _markers,
+    migrations as _migrations,
+    previous as _previous,
+    rollback_floor,
+    subdirs as _subdirs,
+    unsafe_move,
+    versions as _versions,
+)
 from renderer.gates.squawk import OPT_IN_RULES, SquawkFailed, lint, squawk_path, squawk_run_count
 
-__all__ = ["BLOCKING_RULES", "OPT_IN_RULES", "MigrationFinding", "SquawkFailed", "as_problems", "check_catalog",
+__all__ = ["BLOCKING_RULES", "CONTRACT_MARKER_RE", "OPT_IN_RULES", "MigrationFinding", "SquawkFailed", "as_problems", "check_catalog",
            "check_version", "rollback_floor", "squawk_path", "squawk_run_count", "unsafe_move"]
 
 # Squawk rules whose statements break code written for the schema before them (verified against
@@ -103,7 +109,6 @@ BLOCKING_RULES = frozenset(
 )
 SYNTAX_RULE = "syntax-error"
 
-CONTRACT_MARKER_RE = re.compile(r"^[ \t]*--[ \t]*contract-since:[ \t]*(\S+)[ \t]*\r?$")
 _DOC = "docs/migrations.md"
 
 
@@ -237,67 +242,7 @@ def as_problems(findings: Iterable[MigrationFinding], root: Path) -> list[Proble
     return sorted(problems)
 
 
-def rollback_floor(catalog_plugin_dir: Path, version: str) -> str | None:
-    """The oldest version whose code may run on the schema that ``version``'s migrations leave.
-
-    It is the highest ``-- contract-since:`` version among ``version``'s migration files (they
-    hold the whole history, so every earlier contract step is counted); None when there is none,
-    i.e. any earlier version may. The pipeline should move a tenant between versions A and B only
-    if ``min(A, B) >= rollback_floor(max(A, B))``; a fresh install is always fine.
-    """
-    files = _migrations(Path(catalog_plugin_dir) / version)
-    best: Version | None = None
-    for data in files.values():
-        for _line, text in _markers(data):
-            if text is not None and is_semver(text):
-                v = Version(text)
-                if best is None or best < v:
-                    best = v
-    return None if best is None else best.text
-
-
-def unsafe_move(catalog_plugin_dir: Path, current: str, target: str) -> str | None:
-    """Why moving a tenant from ``current`` to ``target`` (either way) would break it, or None.
-
-    Safe when ``min(current, target) >= rollback_floor(max(current, target))``: the older of the
-    two can still run on the schema the newer one's migrations leave."""
-    if current == target or not (is_semver(current) and is_semver(target)):
-        return None
-    low, high = sorted((Version(current), Version(target)))
-    floor = rollback_floor(catalog_plugin_dir, high.text)
-    if floor is None or not low < Version(floor):
-        return None
-    return (f"moving from {current} to {target} crosses a contract step: {high.text}'s migrations drop what "
-            f"versions before {floor} still use; move to {floor} first, then to {target}")
-
-
 # --- internals -----------------------------------------------------------------------------
-
-
-def _subdirs(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
-
-
-def _versions(plugin_dir: Path) -> list[tuple[Version, str]]:
-    return sorted((Version(d.name), d.name) for d in _subdirs(plugin_dir) if is_semver(d.name))
-
-
-def _previous(plugin_dir: Path, version: str) -> str | None:
-    this = Version(version)
-    below = [text for ver, text in _versions(plugin_dir) if ver < this]
-    return below[-1] if below else None
-
-
-def _migrations(version_dir: Path) -> dict[str, bytes]:
-    """The version's regular ``*.sql`` files; never through a symlink (``_links`` reports those)."""
-    mig_dir = version_dir / "migrations"
-    if mig_dir.is_symlink() or not mig_dir.is_dir():
-        return {}
-    return {
-        p.name: p.read_bytes()
-        for p in sorted(mig_dir.iterdir(), key=lambda p: p.name)
-        if p.suffix == ".sql" and not p.is_symlink() and p.is_file()
-    }
 
 
 def _links(mig_dir: Path) -> list[MigrationFinding]:
@@ -323,25 +268,6 @@ def _scope(mig_dir: Path, files: dict[str, bytes], schema: str, skip: set[str]) 
             if f.rule == SYNTAX_RULE and name in skip:
                 continue
             out.append(MigrationFinding(mig_dir / name, f.line, f.rule, f.message, True))
-    return out
-
-
-def _first_difference(old: bytes, new: bytes) -> int:
-    old_lines, new_lines = old.split(b"\n"), new.split(b"\n")
-    for i, (a, b) in enumerate(zip(old_lines, new_lines)):
-        if a != b:
-            return i + 1
-    return min(len(old_lines), len(new_lines)) + 1
-
-
-def _markers(data: bytes) -> list[tuple[int, str | None]]:
-    """``contract-since`` lines: (1-based line, version text, or None when malformed)."""
-    out = []
-    for i, raw in enumerate(data.split(b"\n")):
-        if b"contract-since" not in raw.lower():
-            continue
-        m = CONTRACT_MARKER_RE.match(raw.decode("utf-8", "replace"))
-        out.append((i + 1, m.group(1) if m and is_semver(m.group(1)) else None))
     return out
 
 
