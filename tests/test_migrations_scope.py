@@ -87,6 +87,13 @@ REJECTED = [
     pytest.param("ALTER ROLE CURRENT_USER SET search_path = public;\n", "scope-role", id="role-search-path"),
     pytest.param("CREATE FUNCTION quiz.f() RETURNS int LANGUAGE sql SET search_path = public AS 'SELECT 1';\n",
                  "scope-search-path", id="function-search-path"),
+    pytest.param("CREATE FUNCTION quiz.f() RETURNS int LANGUAGE sql SET role = postgres AS 'SELECT 1';\n",
+                 "scope-role", id="function-set-role"),
+    pytest.param('SET "ROLE" TO postgres;\n', "scope-role", id="set-role-as-a-quoted-setting"),
+    pytest.param("CALL other.p();\n", "scope-other-schema", id="call-other"),
+    pytest.param("CREATE FUNCTION quiz.f() RETURNS SETOF quiz.quiz LANGUAGE plpgsql AS $$ BEGIN RETURN QUERY "
+                 "SELECT * FROM public.quiz; END $$;\n", "scope-other-schema", id="plpgsql-setof-reads-public"),
+    pytest.param("COPY (SELECT 1) TO '/tmp/x';\n", "scope-program", id="copy-query-to-file"),
     pytest.param("CREATE TABLE public.t (id bigint);\n", "scope-other-schema", id="table-in-public"),
     pytest.param('CREATE TABLE "public".t (id bigint);\n', "scope-other-schema", id="quoted-public"),
     pytest.param("CREATE TABLE PUBLIC.t (id bigint);\n", "scope-other-schema", id="upper-case-public"),
@@ -192,6 +199,13 @@ ALLOWED = [
     pytest.param("COMMENT ON SCHEMA quiz IS 'the quiz plugin';\n", id="comment-on-own-schema"),
     pytest.param("-- SET ROLE postgres; is only a comment\nSELECT 'GRANT ALL TO PUBLIC';\n", id="words-in-comments"),
     pytest.param("COPY quiz.quiz (answer) FROM STDIN;\n", id="copy-from-stdin"),
+    pytest.param("CREATE FUNCTION quiz.all_quizzes() RETURNS SETOF quiz.quiz LANGUAGE plpgsql AS $$\n"
+                 "DECLARE r quiz.quiz;\nBEGIN\n  RETURN QUERY SELECT * FROM quiz.quiz;\nEND $$;\n",
+                 id="plpgsql-returning-its-own-table-type"),
+    pytest.param("CREATE FUNCTION quiz.touch() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n"
+                 "  NEW.answer := lower(NEW.answer);\n  RETURN NEW;\nEND $$;\n", id="trigger-function"),
+    pytest.param("CREATE PROCEDURE quiz.reset() LANGUAGE sql AS $$ UPDATE quiz.quiz SET answer = NULL $$;\n"
+                 "CALL quiz.reset();\n", id="procedure-and-call"),
 ]
 
 

@@ -18,6 +18,7 @@ rule ids are listed in ``RULES`` and documented in ``docs/migrations.md``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,9 +78,10 @@ def check_sql(text: str, schema: str) -> list[ScopeFinding]:
 
 
 class _Checker:
-    def __init__(self, text: str, schema: str):
+    def __init__(self, text: str, schema: str, alias: str | None = None):
         self.file = text
         self.schema = schema
+        self.alias = alias  # another name that stands for the plugin's schema (see plpgsql)
         self.found: list[ScopeFinding] = []
         self.statement = ""  # the text of the statement being walked
 
@@ -207,7 +209,7 @@ class _Checker:
     def qualified(self, at: int, catalog: str | None, schema: str | None, shown: str) -> None:
         if catalog:
             self.add(at, "scope-other-schema", f"{catalog}.{shown} names another database")
-        elif schema and schema != self.schema:
+        elif schema and schema not in (self.schema, self.alias):
             self.add(at, "scope-other-schema", f"{shown} is in schema {schema!r}")
 
     def name_list(self, names, depth: int, at: int) -> None:
@@ -295,8 +297,6 @@ class _Checker:
             options.setdefault(opt.defname, opt)
             if opt.defname == "security" and getattr(opt.arg, "boolval", False):
                 self.add(at, "scope-security-definer", "SECURITY DEFINER")
-            if opt.defname == "set" and isinstance(opt.arg, ast.VariableSetStmt):
-                self.setting(opt.arg, at, "SET (in a function)")
         if kind == "AlterFunctionStmt":
             return
         lang_opt = options.get("language")
@@ -326,13 +326,29 @@ class _Checker:
 
     def plpgsql(self, body: str, start: int, kind: str) -> None:
         # PL/pgSQL's parser needs the whole statement (a function's return type shapes RETURN).
+        # libpg_query resolves qualified types only in pg_catalog and public: when the statement
+        # names none in public, its own schema is parsed as public and public read as its own.
+        alias = None
         try:
             tree = pglast.parse_plpgsql(self.statement)
         except ParseError as err:
-            self.found.append(ScopeFinding(self.line_at(start), "syntax-error",
-                                           f"invalid PL/pgSQL ({err.args[0] if err.args else err}): fix the body"))
-            return
+            tree, message = None, str(err.args[0] if err.args else err)
+            if "LookupExplicitNamespace" in message and not _PUBLIC.search(self.statement):
+                own = re.compile(rf'(?i)(?<![\w$".])(?:{re.escape(self.schema)}|"{re.escape(self.schema)}")\s*\.')
+                try:
+                    tree, alias = pglast.parse_plpgsql(own.sub("public.", self.statement)), "public"
+                except ParseError:
+                    pass
+            if tree is None and _PUBLIC.search(self.statement):
+                self.add(start, "scope-other-schema", "the function names schema 'public'")
+                return
+            if tree is None:
+                self.found.append(ScopeFinding(self.line_at(start), "syntax-error",
+                                               f"invalid PL/pgSQL ({message}): fix the body"))
+                return
+        saved, self.alias = self.alias, alias or self.alias
         self.plpgsql_tree(tree, start)
+        self.alias = saved
 
     def plpgsql_tree(self, node, start: int, lineno: int = 1) -> None:
         if isinstance(node, list):
@@ -359,10 +375,13 @@ class _Checker:
             sql = "SELECT " + query
         else:  # assignments: `target := expression`
             sql = "SELECT " + query.split(":=", 1)[-1] if ":=" in query else "SELECT " + query
-        sub = _Checker(sql, self.schema)
+        sub = _Checker(sql, self.schema, self.alias)
         sub.check_text(sql, 0)
         for f in sub.found:
             self.found.append(ScopeFinding(self.line_at(at), f.rule, f.message))
+
+
+_PUBLIC = re.compile(r'(?i)(?<![\w$".])(?:public|"public")\s*\.')
 
 
 def _offset_of_line(text: str, lineno: int) -> int:
