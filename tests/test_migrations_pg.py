@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -54,9 +55,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def postgres() -> str:
-    """A throwaway PostgreSQL server on 127.0.0.1; yields a superuser URL."""
+@contextmanager
+def _server():
+    """A throwaway PostgreSQL server on 127.0.0.1, stopped and removed at the end; yields a superuser URL."""
     bindir = _pg_bin()
     root = Path(tempfile.mkdtemp(prefix="render-pg-"))
     as_user: list[str] = []
@@ -82,6 +83,12 @@ def postgres() -> str:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> str:
+    with _server() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -137,12 +144,14 @@ def test_every_example_plugins_migrations_apply_as_its_own_role(postgres, render
 
 
 @pytest.fixture(scope="module")
-def tenant(postgres, rendered):
-    """riverside-academy's database in dev: quiz-generator and grade-sync, each migrated as its role."""
+def tenant(rendered):
+    """riverside-academy's database in dev: quiz-generator and grade-sync, each migrated as its role.
+
+    On a server of its own: the same role names are made and dropped by the test above."""
     bundles = [b for b in _bundles_with_database(rendered) if b.parts[-4] == "dev" and b.parts[-2] == "riverside-academy"]
     grants = {b.name: grant_from_bundle(b) for b in bundles}
     assert set(grants) == {"quiz-generator", "grade-sync"}
-    with sandbox(postgres, list(grants.values())) as box:
+    with _server() as url, sandbox(url, list(grants.values())) as box:
         for bundle in bundles:
             for path in _migrations_of(bundle):
                 assert run_sql(box.conninfo(grants[bundle.name]), path.read_text()) is None
@@ -308,3 +317,16 @@ def test_a_server_that_cannot_be_used_is_a_clear_error(render, url, code):
 
     assert result.code == code
     assert "Traceback" not in result.err and result.err.strip()
+
+
+def test_a_server_role_that_may_not_create_databases_is_an_outside_error_and_leaves_nothing(postgres, render):
+    with psycopg.connect(postgres, autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS weak_admin")
+        admin.execute("CREATE ROLE weak_admin LOGIN CREATEROLE PASSWORD 'weak'")
+    url = postgres.replace(postgres.split("@")[0], "postgresql://weak_admin:weak")
+
+    result = render("migrations", "check", str(EXAMPLE), "--postgres-url", url)
+
+    assert result.code == 3
+    assert "may create databases and roles" in result.err and "Traceback" not in result.err
+    assert _leftovers(postgres) == []

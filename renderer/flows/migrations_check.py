@@ -132,6 +132,13 @@ class Sandbox:
         self.databases: list[str] = []
 
     def open(self) -> "Sandbox":
+        try:
+            return self._create()
+        except _psycopg().Error as err:
+            raise OutsideSystemError(f"PostgreSQL refused to set up the check: {str(err).strip().splitlines()[0]} "
+                                     "(--postgres-url must name a role that may create databases and roles)") from None
+
+    def _create(self) -> "Sandbox":
         with _connect(self.admin_url) as admin:
             for db in sorted({g.database for g in self.grants}):
                 admin.execute(f"CREATE DATABASE {_ident(db)}")
@@ -159,11 +166,17 @@ class Sandbox:
                                               dbname=grant.database, options=f"-c search_path={_ident(grant.schema)}")
 
     def close(self) -> None:
-        with _connect(self.admin_url) as admin:
-            for db in self.databases:
-                admin.execute(f"DROP DATABASE IF EXISTS {_ident(db)} WITH (FORCE)")
-            for role in self.passwords:
-                admin.execute(f"DROP ROLE IF EXISTS {_ident(role)}")
+        if not self.databases and not self.passwords:
+            return
+        try:
+            with _connect(self.admin_url) as admin:
+                for db in self.databases:
+                    admin.execute(f"DROP DATABASE IF EXISTS {_ident(db)} WITH (FORCE)")
+                for role in self.passwords:
+                    admin.execute(f"DROP ROLE IF EXISTS {_ident(role)}")
+        except _psycopg().Error as err:
+            raise OutsideSystemError(f"PostgreSQL: could not drop the check's database and roles "
+                                     f"{sorted(self.databases) + sorted(self.passwords)}: {str(err).strip()}") from None
         self.databases, self.passwords = [], {}
 
 
