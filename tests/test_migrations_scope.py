@@ -315,3 +315,29 @@ def test_render_build_rejects_a_migration_symlink_to_outside_the_repo(envs, rend
     assert result.code == 1
     assert "catalog/quiz-generator/1.3.0/migrations/003_link.sql: migrations: migration-symlink: " in result.err
     assert not out.exists()
+
+
+# --- hostile sizes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("SELECT 1" + " + 1" * 40_000 + ";\n", id="long-operator-chain"),
+        pytest.param("SELECT " + "(" * 40_000 + "1" + ")" * 40_000 + ";\n", id="deep-parentheses"),
+    ],
+)
+def test_a_statement_nested_beyond_the_parsers_limit_is_rejected_without_crashing(tmp_path, statement):
+    plugin = catalog(tmp_path, "SET ROLE postgres;\n" + statement)
+
+    findings = [(f.path.name, f.line, f.rule) for f in check_version(plugin, "1.1.0") if f.blocking]
+
+    assert ("002_change.sql", 2, "syntax-error") in findings or ("002_change.sql", 1, "syntax-error") in findings
+
+
+def test_a_migration_over_one_mebibyte_is_rejected_unread(tmp_path):
+    plugin = catalog(tmp_path, "-- padding\n" * 100_000 + "SET ROLE postgres;\n")
+
+    findings = [(f.path.name, f.rule) for f in check_version(plugin, "1.1.0") if f.blocking]
+
+    assert findings == [("002_change.sql", "migration-too-large")]

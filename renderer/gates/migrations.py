@@ -108,6 +108,7 @@ BLOCKING_RULES = frozenset(
     }
 )
 SYNTAX_RULE = "syntax-error"
+MAX_MIGRATION_BYTES = 1 << 20  # 1 MiB: never parsed or linted beyond this
 
 _DOC = "docs/migrations.md"
 
@@ -180,13 +181,18 @@ def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFindi
                             True,
                         )
                     )
-    linted = _lint_new(mig_dir, new, version, previous)
-    findings.extend(linted)
-    # Scope: the new files; all files when the version moves the plugin to another schema.
+    big = {name for name, data in files.items() if len(data) > MAX_MIGRATION_BYTES}
+    findings.extend(MigrationFinding(mig_dir / name, 0, "migration-too-large", f"larger than {MAX_MIGRATION_BYTES} "
+                                     "bytes: split it into several files (or load bulk data another way)", True)
+                    for name in sorted(big & set(new)))
+    # Scope (PostgreSQL's parser) first: the new files, all of them when the version moves the
+    # plugin to another schema. What it cannot parse is rejected and never reaches squawk.
     schema = sqlscope.plugin_schema(version_dir)
     same = previous is not None and sqlscope.plugin_schema(catalog_plugin_dir / previous) == schema
-    unparsable = {f.path.name for f in linted if f.rule in (SYNTAX_RULE, "encoding")}
-    findings.extend(_scope(mig_dir, new if same else files, schema, unparsable))
+    scoped = _scope(mig_dir, {n: d for n, d in (new if same else files).items() if n not in big}, schema)
+    findings.extend(scoped)
+    skip = big | {f.path.name for f in scoped if f.rule == SYNTAX_RULE}
+    findings.extend(_lint_new(mig_dir, {n: d for n, d in new.items() if n not in skip}, version, previous))
     return sorted(findings)
 
 
@@ -256,8 +262,8 @@ def _links(mig_dir: Path) -> list[MigrationFinding]:
             for p in sorted(mig_dir.iterdir()) if p.is_symlink()]
 
 
-def _scope(mig_dir: Path, files: dict[str, bytes], schema: str, skip: set[str]) -> list[MigrationFinding]:
-    """``sqlscope``'s findings for these files (always blocking); ``skip``: files already rejected as unparsable."""
+def _scope(mig_dir: Path, files: dict[str, bytes], schema: str) -> list[MigrationFinding]:
+    """``sqlscope``'s findings for these files, always blocking (non-UTF-8 files: ``_lint_new`` says so)."""
     out = []
     for name, data in files.items():
         try:
@@ -265,8 +271,6 @@ def _scope(mig_dir: Path, files: dict[str, bytes], schema: str, skip: set[str]) 
         except UnicodeDecodeError:
             continue  # reported as `encoding` by the version that added it
         for f in sqlscope.check_sql(text, schema):
-            if f.rule == SYNTAX_RULE and name in skip:
-                continue
             out.append(MigrationFinding(mig_dir / name, f.line, f.rule, f.message, True))
     return out
 

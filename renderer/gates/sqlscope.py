@@ -18,15 +18,19 @@ rule ids are listed in ``RULES`` and documented in ``docs/migrations.md``.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import pglast
 from pglast import ast, enums
 from pglast.parser import ParseError
 
 from renderer.gates.sqlscope_rules import (
+    PUBLIC_RE as _PUBLIC_RE,
+    plugin_schema,  # noqa: F401  (part of this module's interface)
+    skip_space as _skip_space,
+    split_name as _split_name,
     BANNED_FUNCTIONS as _BANNED_FUNCTIONS,
     DB_WIDE as _DB_WIDE,
     DROP_KIND as _DROP_KIND,
@@ -51,25 +55,6 @@ class ScopeFinding:
     message: str
 
 
-def plugin_schema(version_dir: Path) -> str:
-    """The schema a catalog version's role owns: ``spec.database.schema``, else the plugin name with ``_``.
-
-    A plugin.yaml that cannot be read gives the default (``load`` reports the file itself).
-    """
-    from renderer.core.yamlio import YamlProblem, load_document
-
-    default = Path(version_dir).parent.name.replace("-", "_")
-    try:
-        path = Path(version_dir) / "plugin.yaml"
-        if path.is_symlink() or not path.is_file():
-            return default
-        data = load_document(path.read_bytes()).data
-        schema = ((data.get("spec") or {}).get("database") or {}).get("schema")
-    except (OSError, YamlProblem, AttributeError):
-        return default
-    return schema if isinstance(schema, str) and schema else default
-
-
 def check_sql(text: str, schema: str) -> list[ScopeFinding]:
     """Every statement of ``text`` that would leave ``schema``, or ``syntax-error`` if it does not parse."""
     checker = _Checker(text, schema)
@@ -84,11 +69,24 @@ class _Checker:
         self.alias = alias  # another name that stands for the plugin's schema (see plpgsql)
         self.found: list[ScopeFinding] = []
         self.statement = ""  # the text of the statement being walked
+        self._lines: list[int] | None = None
 
     # -- positions -------------------------------------------------------------------------
 
     def line_at(self, offset: int) -> int:
-        return self.file.count("\n", 0, max(offset, 0)) + 1
+        if self._lines is None:
+            self._lines = [0] + [m.end() for m in re.finditer("\n", self.file)]
+        return bisect.bisect_right(self._lines, max(offset, 0))
+
+    def line_offset(self, start: int, lineno: int) -> int:
+        """The file offset of line ``lineno`` (1 = the line ``start`` is on) counted from ``start``."""
+        pos = start
+        for _ in range(max(lineno - 1, 0)):
+            nxt = self.file.find("\n", pos)
+            if nxt < 0:
+                break
+            pos = nxt + 1
+        return pos
 
     def add(self, offset: int, rule: str, what: str) -> None:
         why = _WHY.format(schema=self.schema)
@@ -99,16 +97,22 @@ class _Checker:
     def check_text(self, text: str, base: int) -> None:
         """Parse ``text`` (which starts at file offset ``base``) and check every statement."""
         try:
+            # The JSON parse stops cleanly at PostgreSQL's stack-depth limit; pglast's tree
+            # conversion alone would crash the process on a hostile, deeply nested statement.
+            pglast.parser.parse_sql_json(text)
             stmts = pglast.parse_sql(text)
+        except RecursionError:
+            self.found.append(ScopeFinding(self.line_at(base), "syntax-error",
+                                           "invalid SQL: a statement is nested too deeply for the gate to check. Simplify it."))
+            return
         except ParseError as err:
             message, where = (err.args + (0,))[:2] if err.args else ("invalid SQL", 0)
             self.found.append(ScopeFinding(self.line_at(base + int(where or 0)), "syntax-error",
-                                           f"invalid SQL ({message}): fix the statement so that PostgreSQL can parse it"))
+                                           f"invalid SQL: {message}. Fix the statement so that PostgreSQL can parse it."))
             return
-        starts = [tok.start for tok in pglast.parser.scan(text) if not tok.name.endswith("COMMENT")]
         outer = self.statement
         for raw in stmts:
-            first = next((s for s in starts if s >= raw.stmt_location), raw.stmt_location)
+            first = _skip_space(text, raw.stmt_location)
             end = raw.stmt_location + raw.stmt_len if raw.stmt_len else len(text)
             self.statement = text[raw.stmt_location:end]
             self.walk(raw.stmt, base, base + first, text)
@@ -116,24 +120,23 @@ class _Checker:
 
     # -- the tree ---------------------------------------------------------------------------
 
-    def walk(self, node, base: int, at: int, text: str) -> None:
-        """Visit ``node`` and its children; ``at`` is the file offset of the nearest located ancestor."""
-        if isinstance(node, tuple):
-            for item in node:
-                self.walk(item, base, at, text)
-            return
-        if not isinstance(node, ast.Node):
-            return
-        loc = getattr(node, "location", None)
-        if isinstance(loc, int) and loc >= 0 and not type(node).__name__.endswith("Stmt"):  # statements: their start
-            at = base + loc
-        self.visit(node, base, at, text)
-        for name in node.__slots__:
-            if name in ("location", "stmt_location"):
+    def walk(self, root, base: int, at: int, text: str) -> None:
+        """Visit ``root`` and its descendants (iteratively: no depth limit); ``at`` is the file
+        offset of the nearest located ancestor."""
+        stack = [(root, at)]
+        while stack:
+            node, at = stack.pop()
+            if isinstance(node, tuple):
+                stack.extend((item, at) for item in reversed(node))
                 continue
-            child = getattr(node, name, None)
-            if isinstance(child, (ast.Node, tuple)):
-                self.walk(child, base, at, text)
+            if not isinstance(node, ast.Node):
+                continue
+            loc = getattr(node, "location", None)
+            if isinstance(loc, int) and loc >= 0 and not type(node).__name__.endswith("Stmt"):  # statements: their start
+                at = base + loc
+            self.visit(node, base, at, text)
+            children = [getattr(node, name, None) for name in node.__slots__ if name not in ("location", "stmt_location")]
+            stack.extend((child, at) for child in reversed(children) if isinstance(child, (ast.Node, tuple)))
 
     def visit(self, node, base: int, at: int, text: str) -> None:
         kind = type(node).__name__
@@ -333,13 +336,13 @@ class _Checker:
             tree = pglast.parse_plpgsql(self.statement)
         except ParseError as err:
             tree, message = None, str(err.args[0] if err.args else err)
-            if "LookupExplicitNamespace" in message and not _PUBLIC.search(self.statement):
+            if "LookupExplicitNamespace" in message and not _PUBLIC_RE.search(self.statement):
                 own = re.compile(rf'(?i)(?<![\w$".])(?:{re.escape(self.schema)}|"{re.escape(self.schema)}")\s*\.')
                 try:
                     tree, alias = pglast.parse_plpgsql(own.sub("public.", self.statement)), "public"
                 except ParseError:
                     pass
-            if tree is None and _PUBLIC.search(self.statement):
+            if tree is None and _PUBLIC_RE.search(self.statement):
                 self.add(start, "scope-other-schema", "the function names schema 'public'")
                 return
             if tree is None:
@@ -358,11 +361,11 @@ class _Checker:
         if not isinstance(node, dict):
             return
         lineno = node.get("lineno", lineno) if isinstance(node.get("lineno"), int) else lineno
-        at = start + _offset_of_line(self.file[start:], lineno)
+        at = self.line_offset(start, lineno)
         for key, value in node.items():
             if key.startswith("PLpgSQL_stmt_dyn") or key == "dynquery":
                 line = value.get("lineno", lineno) if isinstance(value, dict) else lineno
-                self.add(start + _offset_of_line(self.file[start:], line), "scope-dynamic-sql", "EXECUTE")
+                self.add(self.line_offset(start, line), "scope-dynamic-sql", "EXECUTE")
             if key == "PLpgSQL_expr" and isinstance(value, dict) and isinstance(value.get("query"), str):
                 self.plpgsql_expr(value["query"], value.get("parseMode", 0), at)
                 continue
@@ -379,41 +382,3 @@ class _Checker:
         sub.check_text(sql, 0)
         for f in sub.found:
             self.found.append(ScopeFinding(self.line_at(at), f.rule, f.message))
-
-
-_PUBLIC = re.compile(r'(?i)(?<![\w$".])(?:public|"public")\s*\.')
-
-
-def _offset_of_line(text: str, lineno: int) -> int:
-    offset = 0
-    for _ in range(max(lineno - 1, 0)):
-        nxt = text.find("\n", offset)
-        if nxt < 0:
-            break
-        offset = nxt + 1
-    return offset
-
-
-def _split_name(text: str) -> list[str]:
-    """``a.b``, ``"A".b`` as PostgreSQL reads a qualified name in a string (unquoted parts folded)."""
-    parts, cur, quoted, i = [], "", False, 0
-    while i < len(text):
-        ch = text[i]
-        if quoted:
-            if ch == '"' and text[i + 1:i + 2] == '"':
-                cur += '"'
-                i += 1
-            elif ch == '"':
-                quoted = False
-            else:
-                cur += ch
-        elif ch == '"':
-            quoted = True
-        elif ch == ".":
-            parts.append(cur)
-            cur = ""
-        elif not ch.isspace():
-            cur += ch.lower()
-        i += 1
-    parts.append(cur)
-    return parts

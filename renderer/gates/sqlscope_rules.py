@@ -1,9 +1,11 @@
-"""The tables behind ``renderer.gates.sqlscope``: rule ids, and which statements, settings and
-functions each rule rejects. Statement kinds are pglast (libpg_query) node names."""
+"""The tables behind ``renderer.gates.sqlscope`` (rule ids, and which statements, settings and
+functions each rule rejects; statement kinds are pglast (libpg_query) node names), the plugin's
+schema as its manifest names it, and small text helpers."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from pglast import enums
 
@@ -89,3 +91,71 @@ SUB_OBJECTS = frozenset({enums.ObjectType.OBJECT_COLUMN, enums.ObjectType.OBJECT
 IDENT = re.compile(r'\s*(?:"((?:[^"]|"")*)"|([A-Za-z_\u0080-\uffff][A-Za-z0-9_$\u0080-\uffff]*))\s*\.')
 WHY = ("a migration runs as the plugin's own role and may only touch objects in its schema "
         "{schema!r} (docs/migrations.md)")
+
+
+def plugin_schema(version_dir: Path) -> str:
+    """The schema a catalog version's role owns: ``spec.database.schema``, else the plugin name with ``_``.
+
+    A plugin.yaml that cannot be read gives the default (``load`` reports the file itself).
+    """
+    from renderer.core.yamlio import YamlProblem, load_document
+
+    default = Path(version_dir).parent.name.replace("-", "_")
+    try:
+        path = Path(version_dir) / "plugin.yaml"
+        if path.is_symlink() or not path.is_file():
+            return default
+        data = load_document(path.read_bytes()).data
+        schema = ((data.get("spec") or {}).get("database") or {}).get("schema")
+    except (OSError, YamlProblem, AttributeError):
+        return default
+    return schema if isinstance(schema, str) and schema else default
+
+
+PUBLIC_RE = re.compile(r'(?i)(?<![\w$".])(?:public|"public")\s*\.')
+
+
+SPACE_RE = re.compile(r"(?:\s+|--[^\n]*)+")
+
+
+def skip_space(text: str, pos: int) -> int:
+    """The offset of the first token at or after ``pos``: past blanks, ``--`` and nested ``/* */`` comments."""
+    while True:
+        m = SPACE_RE.match(text, pos)
+        if m:
+            pos = m.end()
+        if not text.startswith("/*", pos):
+            return pos
+        depth, pos = 1, pos + 2
+        while depth and pos < len(text):
+            if text.startswith("/*", pos):
+                depth, pos = depth + 1, pos + 2
+            elif text.startswith("*/", pos):
+                depth, pos = depth - 1, pos + 2
+            else:
+                pos += 1
+
+
+def split_name(text: str) -> list[str]:
+    """``a.b``, ``"A".b`` as PostgreSQL reads a qualified name in a string (unquoted parts folded)."""
+    parts, cur, quoted, i = [], "", False, 0
+    while i < len(text):
+        ch = text[i]
+        if quoted:
+            if ch == '"' and text[i + 1:i + 2] == '"':
+                cur += '"'
+                i += 1
+            elif ch == '"':
+                quoted = False
+            else:
+                cur += ch
+        elif ch == '"':
+            quoted = True
+        elif ch == ".":
+            parts.append(cur)
+            cur = ""
+        elif not ch.isspace():
+            cur += ch.lower()
+        i += 1
+    parts.append(cur)
+    return parts
