@@ -24,10 +24,11 @@ tools:
 	bash scripts/install-tools.sh
 
 test: $(BIN)/.installed tools
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
 
 golden: $(BIN)/.installed
-	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_golden.py
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_bundles.py -k golden
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_render.py --bundles 10000

@@ -157,7 +157,7 @@ def snapshot(repo: Path) -> tuple[str, str, str]:
 
 def test_render_diff_shows_what_commit_would_change_and_never_writes(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     edit_install(env_dir, "prod", "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d", "quiz-generator", version="1.3.0")
     remove_install(env_dir, "prod", "riverside-academy", "grade-sync")
     before = snapshot(repo)
@@ -175,14 +175,14 @@ def test_render_diff_shows_what_commit_would_change_and_never_writes(render, env
         ("prod/plugins/riverside-academy/grade-sync", "removed")}
     assert snapshot(repo) == before
 
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     text = render("diff", str(env_dir), "--repo", str(repo), "--offline")
     assert text.out.startswith("unchanged:") and text.out.count("\n") == 1
 
 
 def test_render_diff_warns_when_commit_would_refuse_a_mass_delete(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     remove_install(env_dir, "dev", "riverside-academy", "grade-sync")
     run = render("diff", str(env_dir), "--repo", str(repo), "--offline")
     assert run.code == 0
@@ -201,7 +201,7 @@ def test_render_diff_against_a_repository_that_does_not_exist_yet_adds_everythin
 def test_render_diff_reads_a_remote_over_the_network(render, env_dir, git_daemon):
     bare = git_daemon.create("diff.git")
     url = git_daemon.url("diff.git")
-    assert render("commit", str(env_dir), "--repo", url, "--push", "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline").code == 0
     refs = git(bare, "for-each-ref")
     edit_install(env_dir, "prod", "riverside-academy", "grade-sync", requests_per_second=9)
     run = render("diff", str(env_dir), "--repo", url, "--offline")

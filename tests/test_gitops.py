@@ -33,7 +33,8 @@ from git_fixtures import (  # noqa: F401  (fixtures are used by name)
     signing_key,
 )
 from renderer import __version__
-from renderer.gitops import repo as gitops
+from renderer import gitops
+from renderer.core import layout
 from renderer.core.errors import EXIT_REJECTED
 
 PROD_QUIZ = ("prod", "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d", "quiz-generator")  # 1.2.0 in the example
@@ -72,7 +73,7 @@ def build(env: Path, out: Path) -> dict[str, bytes]:
 
 
 def rendered_part(files: dict[str, bytes]) -> dict[str, bytes]:
-    return {k: v for k, v in files.items() if "/plugins/" in k or "/argocd/" in k}
+    return {k: v for k, v in files.items() if "/plugins/" in k or "/argocd/" in k or "/bootstrap/" in k}
 
 
 def clone(url_or_path: str, dest: Path) -> Path:
@@ -85,7 +86,7 @@ def clone(url_or_path: str, dest: Path) -> Path:
 
 def test_a_first_commit_writes_exactly_what_build_renders_with_readme_attributes_and_trailers(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", RENDER_SOURCE_COMMIT="abc123")
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline", RENDER_SOURCE_COMMIT="abc123")
     assert run.code == 0, run.err
     assert "committed" in run.out and "9 added" in run.out
 
@@ -106,9 +107,9 @@ def test_a_first_commit_writes_exactly_what_build_renders_with_readme_attributes
 
 def test_an_unchanged_input_makes_no_commit_and_says_so(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     before = commits(repo)
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline")
     assert run.code == 0, run.err
     assert run.out.startswith("unchanged:") and "no commit made" in run.out
     assert commits(repo) == before
@@ -118,29 +119,29 @@ def test_unchanged_bundles_are_recognised_by_input_digest_without_rendering_them
     from renderer.pipeline.render import Renderer
 
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     rendered: list[str] = []
     original = Renderer.render_bundle
     monkeypatch.setattr(Renderer, "render_bundle", lambda self, plan: rendered.append(plan.path) or original(self, plan))
     install = env_dir / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
     install.write_text(install.read_text() + "  overrides:\n    env: {SYNC_INTERVAL: 5m}\n")
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", "--jobs", "1")
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline", "--jobs", "1")
     assert run.code == 0, run.err
     assert rendered == ["dev/plugins/riverside-academy/grade-sync"], "only the changed install is rendered"
     assert "SYNC_INTERVAL" in git(repo, "show", "HEAD:dev/plugins/riverside-academy/grade-sync/deployment-grade-sync.yaml")
     rendered.clear()
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline", "--jobs", "1").out.startswith("unchanged:")
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline", "--jobs", "1").out.startswith("unchanged:")
     assert rendered == []
 
 
 def test_a_kept_bundle_edited_by_hand_is_rendered_afresh(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     path = repo / "dev/plugins/riverside-academy/grade-sync/deployment-grade-sync.yaml"
     good = path.read_text()
     path.write_text(good.replace("allowPrivilegeEscalation: false", "allowPrivilegeEscalation: true"))
     git(repo, "commit", "-qam", "hand edit")
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", "--jobs", "1")
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline", "--jobs", "1")
     assert run.code == 0, run.err
     assert path.read_text() == good
 
@@ -148,7 +149,7 @@ def test_a_kept_bundle_edited_by_hand_is_rendered_afresh(render, env_dir, tmp_pa
 def test_the_identity_is_the_renderers_own_or_the_one_given_never_the_users(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
     (tmp_path / "home" / ".gitconfig").write_text("[user]\n\tname = Somebody Else\n\temail = else@example.invalid\n")
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline",
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline",
                   RENDER_GIT_AUTHOR_NAME="CI Bot", RENDER_GIT_AUTHOR_EMAIL="ci@example.invalid").code == 0
     assert git(repo, "log", "-1", "--format=%an <%ae> / %cn <%ce>").strip() == \
         "CI Bot <ci@example.invalid> / CI Bot <ci@example.invalid>"
@@ -156,12 +157,12 @@ def test_the_identity_is_the_renderers_own_or_the_one_given_never_the_users(rend
 
 def test_a_changed_and_a_removed_install_are_named_in_the_message_and_only_they_change(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     first = head(repo)
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
     remove_install(env_dir, *PROD_GRADES)  # 1 of 5 prod bundles: 20%, the most allowed by default
 
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", "--format", "json")
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline", "--format", "json")
     assert run.code == 0, run.err
     out = run.json()
     assert {(b["path"], b["change"]) for b in out["bundles"]} == {
@@ -185,10 +186,10 @@ def test_a_changed_and_a_removed_install_are_named_in_the_message_and_only_they_
 def test_a_commit_deleting_more_than_a_fifth_of_an_environments_bundles_is_refused_unless_allowed(
         render, env_dir, tmp_path, flags, code):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     before = head(repo)
     remove_install(env_dir, *DEV_GRADES)  # 1 of 4 dev bundles: 25%
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", *flags)
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline", *flags)
     assert run.code == code, run.err
     if code:
         assert "delete 1 of 4 bundles of environment dev" in run.err and "--allow-mass-delete" in run.err
@@ -204,11 +205,11 @@ def test_a_commit_deleting_more_than_a_fifth_of_an_environments_bundles_is_refus
 ])
 def test_a_dirty_working_tree_is_refused_and_left_as_it_is(render, env_dir, tmp_path, make_dirty):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
     make_dirty(repo)
     status, before = git(repo, "status", "--porcelain"), head(repo)
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline")
     assert run.code == EXIT_REJECTED
     assert "uncommitted changes" in run.err and "Traceback" not in run.err
     assert head(repo) == before and git(repo, "status", "--porcelain") == status
@@ -225,13 +226,13 @@ def test_a_dirty_working_tree_is_refused_and_left_as_it_is(render, env_dir, tmp_
 ])
 def test_a_repository_with_files_render_did_not_write_is_refused(render, env_dir, tmp_path, intrude, says):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     intrude(repo)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "someone else's change")
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
     before = head(repo)
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline")
     assert run.code == EXIT_REJECTED, run.out
     assert says in run.err and "refusing to proceed" in run.err
     assert head(repo) == before
@@ -243,7 +244,7 @@ def test_a_repository_that_is_something_else_is_refused(render, env_dir, tmp_pat
     git(other, "init", "-q", "-b", "main")
     git(other, "add", "-A")
     git(other, "commit", "-q", "-m", "the environments repo, by mistake")
-    run = render("commit", str(env_dir), "--repo", str(other), "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", str(other), "--offline")
     assert run.code == EXIT_REJECTED
     assert "was not written by render" in run.err
     assert not (other / "dev" / "plugins").exists()
@@ -251,11 +252,11 @@ def test_a_repository_that_is_something_else_is_refused(render, env_dir, tmp_pat
 
 def test_only_limits_a_commit_to_one_bundle(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     first = head(repo)
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
     edit_install(env_dir, *PROD_GRADES, requests_per_second=2)
-    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", "--only", "/".join(PROD_QUIZ[1:]))
+    run = render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline", "--only", "/".join(PROD_QUIZ[1:]))
     assert run.code == 0, run.err
     changed = git(repo, "diff", "--name-only", first, "HEAD").split()
     assert changed and all(p.startswith(bundle(*PROD_QUIZ) + "/") for p in changed)
@@ -267,7 +268,7 @@ def test_only_limits_a_commit_to_one_bundle(render, env_dir, tmp_path):
 def test_a_commit_pushes_over_the_network_and_a_second_clone_sees_it(render, env_dir, tmp_path, git_daemon):
     git_daemon.create("push.git")
     url = git_daemon.url("push.git")
-    run = render("commit", str(env_dir), "--repo", url, "--push", "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline")
     assert run.code == 0, run.err
     assert f"pushed to {url}" in run.out
     seen = clone(url, tmp_path / "seen")
@@ -285,22 +286,43 @@ def test_the_branch_defaults_to_the_remotes_default_branch(render, env_dir, tmp_
     git(seed, "add", "-A")
     git(seed, "commit", "-q", "-m", "adopt")
     git(seed, "push", "-q", str(bare), "trunk")
-    run = render("commit", str(env_dir), "--repo", git_daemon.url("trunk.git"), "--push", "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", git_daemon.url("trunk.git"), "--push", "--offline")
     assert run.code == 0, run.err
     assert git(bare, "for-each-ref", "--format=%(refname)", "refs/heads/").split() == ["refs/heads/trunk"]
     assert len(git(bare, "rev-list", "trunk").split()) == 2
 
 
-def test_a_url_without_push_publishes_nothing(render, env_dir, git_daemon):
+def test_a_url_without_push_is_refused_before_any_work_and_publishes_nothing(render, env_dir, git_daemon):
     bare = git_daemon.create("nopush.git")
     run = render("commit", str(env_dir), "--repo", git_daemon.url("nopush.git"), "--offline")
-    assert run.code == 0, run.err
-    assert "not published" in run.out
+    assert run.code == 2, run.err
+    assert "without --push would publish nothing" in run.err
     assert git(bare, "for-each-ref") == ""
 
 
+def test_a_missing_repo_path_needs_init_so_a_typo_creates_nothing(render, env_dir, tmp_path):
+    typo = tmp_path / "gitpos"
+    run = render("commit", str(env_dir), "--repo", str(typo), "--offline")
+    assert run.code == 2 and "--init" in run.err
+    assert not typo.exists()
+
+
+def test_a_new_repo_and_an_empty_bare_repo_get_head_naming_the_branch_written(render, env_dir, tmp_path):
+    new = tmp_path / "new"
+    assert render("commit", "--init", str(env_dir), "--repo", str(new), "--branch", "trunk", "--offline").code == 0
+    assert git(new, "symbolic-ref", "HEAD") == "refs/heads/trunk"
+    bare = tmp_path / "bare.git"
+    git(tmp_path, "init", "-q", "--bare", "--initial-branch=master", str(bare))
+    run = render("commit", str(env_dir), "--repo", str(bare), "--push", "--offline")
+    assert run.code == 0, run.err
+    assert "written directly" in run.out
+    assert git(bare, "symbolic-ref", "HEAD") == "refs/heads/main"
+    assert git(tmp_path, "clone", "-q", str(bare), str(tmp_path / "clone")) == "" or True
+    assert (tmp_path / "clone" / "dev" / "argocd").is_dir()
+
+
 def test_an_unreachable_remote_is_an_outside_failure(render, env_dir):
-    run = render("commit", str(env_dir), "--repo", "git://127.0.0.1:9/nothing.git", "--push", "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", "git://127.0.0.1:9/nothing.git", "--push", "--offline")
     assert run.code == 3
     assert "cannot fetch" in run.err and "Traceback" not in run.err
 
@@ -308,10 +330,10 @@ def test_an_unreachable_remote_is_an_outside_failure(render, env_dir):
 def test_a_local_clone_with_push_publishes_and_fast_forwards_itself(render, env_dir, tmp_path, git_daemon):
     git_daemon.create("local.git")
     url = git_daemon.url("local.git")
-    assert render("commit", str(env_dir), "--repo", url, "--push", "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline").code == 0
     work = clone(url, tmp_path / "work")
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
-    run = render("commit", str(env_dir), "--repo", str(work), "--push", "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", str(work), "--push", "--offline")
     assert run.code == 0, run.err
     assert head(work) == git(work, "ls-remote", "origin", "refs/heads/main").split()[0]
     assert git(work, "status", "--porcelain") == ""
@@ -336,21 +358,18 @@ def _interleave(monkeypatch, competing):
 
 
 def _rendered(env: Path) -> gitops.Rendered:
-    import argparse
+    from renderer.flows.commit import rendered_files
+    from renderer.pipeline.build import BuildRequest
 
-    from renderer.cli.main import _build_args
-    from renderer.flows.legacy import render as render_env
-
-    p = argparse.ArgumentParser()
-    _build_args(p)
-    return render_env(p.parse_args([str(env), "--offline"]))
+    locations = tuple(os.environ["RENDER_SCHEMA_LOCATION"].split(","))
+    return rendered_files(BuildRequest(env_dir=env, out=None, offline=True, schema_locations=locations))
 
 
 def test_a_run_whose_remote_moved_reapplies_only_its_own_bundles_on_the_new_head(
         render, env_dir, tmp_path, git_daemon, monkeypatch):
     bare = git_daemon.create("moved.git")
     url = git_daemon.url("moved.git")
-    assert render("commit", str(env_dir), "--repo", url, "--push", "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline").code == 0
     other = tmp_path / "other-environments"
     shutil.copytree(env_dir, other)
     edit_install(other, *PROD_GRADES, requests_per_second=2)  # the other run: another bundle
@@ -374,7 +393,7 @@ def test_a_stale_run_stops_with_exit_1_and_never_undoes_a_newer_bundle(render, e
                                                                       monkeypatch):
     bare = git_daemon.create("stale.git")
     url = git_daemon.url("stale.git")
-    assert render("commit", str(env_dir), "--repo", url, "--push", "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline").code == 0
     newer = tmp_path / "newer-environments"
     shutil.copytree(env_dir, newer)
     edit_install(newer, *PROD_QUIZ, version="1.3.0")  # the newer run upgrades the bundle...
@@ -393,14 +412,14 @@ def test_concurrent_pushes_on_different_installs_all_land_in_a_linear_history(en
     bare = git_daemon.create("race.git")
     url = git_daemon.url("race.git")
     env = cli_env(tmp_path)
-    first = subprocess.run(render_argv("commit", str(env_dir), "--repo", url, "--push", "--offline"),
+    first = subprocess.run(render_argv("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline"),
                            env=env, cwd=tmp_path, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     installs = [PROD_QUIZ, PROD_GRADES, ("prod", "b7e2d0c4-5f6a-4b8c-9d0e-1f2a3b4c5d6e", "lesson-summarizer"),
                 ("prod", "b7e2d0c4-5f6a-4b8c-9d0e-1f2a3b4c5d6e", "grade-sync")]
     for i, inst in enumerate(installs):
         edit_install(env_dir, *inst, requests_per_second=1 + i)
-    procs = [subprocess.Popen(render_argv("commit", str(env_dir), "--repo", url, "--push", "--offline",
+    procs = [subprocess.Popen(render_argv("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline",
                                           "--only", f"{t}/{p}"),
                               env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _, t, p in installs]
@@ -438,13 +457,13 @@ def _run_and_kill(args, env, cwd, *, after: float, when: Path | None = None) -> 
 def test_a_commit_killed_at_any_point_leaves_the_old_or_the_new_commit_and_the_next_run_converges(
         render, env_dir, tmp_path):
     seed = tmp_path / "seed"
-    assert render("commit", str(env_dir), "--repo", str(seed), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(seed), "--offline").code == 0
     old = head(seed)
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
     edit_install(env_dir, "dev", "riverside-academy", "quiz-generator", requests_per_second=4)
     remove_install(env_dir, *PROD_GRADES)
     env = cli_env(tmp_path)
-    argv = lambda repo: render_argv("commit", str(env_dir), "--repo", str(repo), "--offline")  # noqa: E731
+    argv = lambda repo: render_argv("commit", "--init", str(env_dir), "--repo", str(repo), "--offline")  # noqa: E731
 
     reference = tmp_path / "reference"
     shutil.copytree(seed, reference, symlinks=True)
@@ -485,13 +504,13 @@ def test_a_commit_killed_at_any_point_leaves_the_old_or_the_new_commit_and_the_n
 
 def _upgrade_and_mark(render, env_dir, url):
     """Commit quiz-generator 1.2.0, mark it good, upgrade it (and another bundle), commit."""
-    assert render("commit", str(env_dir), "--repo", url, "--push", "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline").code == 0
     env, tenant, plugin = PROD_QUIZ
     marked = render("mark-good", plugin, "--tenant", tenant, "--env", env, "--repo", url, "--format", "json")
     assert marked.code == 0, marked.err
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
     edit_install(env_dir, *PROD_GRADES, requests_per_second=2)
-    assert render("commit", str(env_dir), "--repo", url, "--push", "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline").code == 0
     return marked.json()["commit"]
 
 
@@ -508,7 +527,7 @@ def test_a_rollback_restores_the_known_good_bundle_byte_for_byte_and_nothing_els
     assert git(bare, "rev-parse", f"{rolled}^").strip() == upgraded  # a new commit on top, nothing rewritten
     assert tree_id(bare, f"{rolled}:{bundle(*PROD_QUIZ)}") == tree_id(bare, f"{good}:{bundle(*PROD_QUIZ)}")
     changed = git(bare, "diff", "--name-only", upgraded, rolled).split()
-    assert all(p.startswith(bundle(*PROD_QUIZ) + "/") or p == gitops.hold_path(bundle(*PROD_QUIZ)) for p in changed)
+    assert all(p.startswith(bundle(*PROD_QUIZ) + "/") or p == layout.parse_bundle(bundle(*PROD_QUIZ)).hold for p in changed)
     assert tree_id(bare, f"{rolled}:{bundle(*PROD_GRADES)}") == tree_id(bare, f"{upgraded}:{bundle(*PROD_GRADES)}")
     assert tree_id(bare, f"{rolled}:prod/argocd") == tree_id(bare, f"{upgraded}:prod/argocd")
     message = git(bare, "log", "-1", "--format=%B", rolled)
@@ -524,7 +543,7 @@ def test_a_rollback_holds_through_the_next_commit_and_is_released_when_the_insta
     assert render("rollback", plugin, "--tenant", tenant, "--env", env, "--repo", url, "--push").code == 0
     rolled = head(bare)
 
-    again = render("commit", str(env_dir), "--repo", url, "--push", "--offline")
+    again = render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline")
     assert again.code == 0, again.err
     assert "unchanged" in again.out and f"kept {bundle(*PROD_QUIZ)} as rolled back" in again.out
     assert head(bare) == rolled
@@ -533,7 +552,7 @@ def test_a_rollback_holds_through_the_next_commit_and_is_released_when_the_insta
 
     add_catalog_version(env_dir, "quiz-generator", "1.3.0", "1.3.1", signing_key)
     edit_install(env_dir, *PROD_QUIZ, version="1.3.1")
-    fixed = render("commit", str(env_dir), "--repo", url, "--push", "--offline")
+    fixed = render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline")
     assert fixed.code == 0, fixed.err
     assert "released the rollback hold" in fixed.out
     assert '"pluginVersion": "1.3.1"' in git(bare, "show", f"main:{bundle(*PROD_QUIZ)}/bundle.json")
@@ -551,13 +570,13 @@ def test_a_rollback_is_itself_revertable(render, env_dir, tmp_path, git_daemon):
     git(work, "revert", "--no-edit", "HEAD")
     assert tree_id(work, "HEAD^{tree}") == tree_id(work, "HEAD~2^{tree}")
     git(work, "push", "-q", "origin", "main")
-    run = render("commit", str(env_dir), "--repo", url, "--push", "--offline")
+    run = render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline")
     assert run.code == 0 and run.out.startswith("unchanged"), run.out + run.err
 
 
 def test_a_rollback_without_a_known_good_state_fails_cleanly(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     before = head(repo)
     env, tenant, plugin = PROD_QUIZ
     run = render("rollback", plugin, "--tenant", tenant, "--env", env, "--repo", str(repo))
@@ -570,7 +589,7 @@ def test_the_known_good_ledger_survives_a_plain_clone_and_is_readable_by_git_alo
                                                                                   git_daemon):
     git_daemon.create("ledger.git")
     url = git_daemon.url("ledger.git")
-    assert render("commit", str(env_dir), "--repo", url, "--push", "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", url, "--push", "--offline").code == 0
     env, tenant, plugin = PROD_QUIZ
     run = render("mark-good", plugin, "--tenant", tenant, "--env", env, "--repo", url)
     assert run.code == 0, run.err
@@ -588,7 +607,7 @@ def test_the_known_good_ledger_survives_a_plain_clone_and_is_readable_by_git_alo
 ])
 def test_mark_good_refuses_what_it_cannot_record(render, env_dir, tmp_path, tenant, extra, says):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     env, _, plugin = PROD_QUIZ
     run = render("mark-good", plugin, "--tenant", tenant, "--env", env, "--repo", str(repo), *extra)
     assert run.code == EXIT_REJECTED
@@ -598,10 +617,10 @@ def test_mark_good_refuses_what_it_cannot_record(render, env_dir, tmp_path, tena
 
 def test_mark_good_on_a_local_repository_records_an_older_commit_on_the_branch(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     first = head(repo)
     edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
-    assert render("commit", str(env_dir), "--repo", str(repo), "--offline").code == 0
+    assert render("commit", "--init", str(env_dir), "--repo", str(repo), "--offline").code == 0
     env, tenant, plugin = PROD_QUIZ
     run = render("mark-good", plugin, "--tenant", tenant, "--env", env, "--repo", str(repo), "--commit", first)
     assert run.code == 0, run.err

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from renderer.gates import migrations
-from renderer.core.errors import Problem
+from renderer.core.errors import Finding
 from renderer.gates.migrations import (
     MigrationFinding,
     SquawkFailed,
@@ -386,7 +386,7 @@ def test_blocking_findings_become_problems_relative_to_the_environments_repo(tmp
     assert [(p.path, p.line, p.field) for p in problems] == [
         ("catalog/quiz/1.1.0/migrations/002_change.sql", 3, "migrations: ban-drop-column")
     ]
-    assert isinstance(problems[0], Problem)
+    assert isinstance(problems[0], Finding)
     assert str(problems[0]).startswith("catalog/quiz/1.1.0/migrations/002_change.sql:3: migrations: ban-drop-column: ")
 
 
@@ -478,7 +478,7 @@ def test_a_missing_squawk_is_an_error_that_says_what_to_install(tmp_path, monkey
 
     with pytest.raises(SquawkFailed) as err:
         squawk_path()
-    assert "squawk-cli" in err.value.hint and err.value.exit_code == 3
+    assert "squawk-cli" in err.value.hint and err.value.exit_code == 70
 
 
 def test_every_blocking_rule_is_a_rule_this_squawk_knows(tmp_path):

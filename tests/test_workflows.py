@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from renderer.cli.main import parser
+from renderer.cli.parser import parser
 
 WORKFLOWS = Path(__file__).resolve().parents[1] / ".github" / "workflows"
 

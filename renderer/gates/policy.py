@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 import regopy
 
-from renderer.core.errors import RenderError
+from renderer.core.errors import RendererBroken
 
 PACKAGE = "main"
 QUERY = "deny := [m | some m in data.main.deny]; warn := [m | some m in data.main.warn]"
@@ -34,7 +34,7 @@ _PACKAGE = re.compile(r"^package\s+([A-Za-z0-9_.]+)", re.M)
 _RULE_START = re.compile(r"^[A-Za-z_]", re.M)
 
 
-class PolicyError(RenderError):
+class PolicyError(RendererBroken):
     """A policy under policies/ could not be loaded or evaluated."""
 
     hint = "this is a bug in policies/, not in your input; run the policy unit tests; nothing was written"

@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from renderer.core.errors import EXIT_OUTSIDE, RenderError
+from renderer.core.errors import RendererBroken
 
 # opt-in in squawk, enabled for the gate: the old version loses privileges it uses
 OPT_IN_RULES = ("ban-revoke",)
@@ -39,11 +39,10 @@ class Raw:
     message: str
 
 
-class SquawkFailed(RenderError):
+class SquawkFailed(RendererBroken):
     """Squawk is missing, crashed or printed something that is not its JSON report."""
 
-    exit_code = EXIT_OUTSIDE
-    hint = "reinstall the renderer with its dependencies (pip package squawk-cli) and run again"
+    hint = "an installation problem of render: reinstall it with its dependencies (pip package squawk-cli) and run again"
 
 
 def squawk_path() -> str:

@@ -21,6 +21,7 @@ from typing import Iterable, Optional
 import yaml
 
 from renderer.core import quantity
+
 try:
     from yaml import CSafeLoader as _Loader
 except ImportError:  # pragma: no cover - the project pins a LibYAML build

@@ -8,7 +8,6 @@ the parent gathers what the environment-wide checks need.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import sys
@@ -24,13 +23,15 @@ from renderer.pipeline import verify as verify_stage
 from renderer.core.errors import InputError, Problem, SchemasMissing, ValidationFailed
 from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
-from renderer.pipeline.provenance import files_of
+from renderer.pipeline.holds import Held, applicable
+from renderer.pipeline.provenance import files_intact, files_of
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
 from renderer.pipeline.render import EMITTED, Bundle, Renderer
-from renderer.pipeline.validate import BundleGates, EnvironmentAudit, bundle_facts
+from renderer.pipeline.validate import BundleGates, EnvironmentAudit, policy_key
 from renderer.pipeline.write import Staging
+from renderer.core import layout
 from renderer.core.resources import POLICIES, TEMPLATES
-from renderer.core.yamlio import dump, parse_rendered
+from renderer.core.yamlio import dump
 
 PARALLEL_THRESHOLD = 64  # below this many bundles, worker start-up costs more than it saves
 CHUNK = 32
@@ -57,6 +58,9 @@ class BuildRequest:
     # The plugin version each bundle runs now (the GitOps repo's or an earlier output's
     # bundle.json): a move across a migration contract step is rejected (migrations.unsafe_move).
     deployed: Optional[Callable[[tuple], Mapping[str, str]]] = None
+    # Bundles the target holds at an earlier render-written state (gitops.history proved it from
+    # the branch's history): kept while their install is unchanged, gated like rendered ones.
+    held: Optional[Mapping[str, Held]] = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class RenderedBundle:
     verdict_key: str  # validate.policy_key: cached as passed when the run succeeds
     kept: bool  # taken from the previous output (same inputDigest and files), not rendered
     facts: dict  # what the environment-wide isolation audit needs
+    drift: Optional[str] = None  # the earlier copy was not what render writes (changed outside render)
+    held: bool = False  # the files are a held earlier state (holds.Held), not rendered
 
 
 @dataclass
@@ -80,13 +86,16 @@ class BuildResult:
     timings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     reused: int = 0  # bundles taken as they were (same inputDigest), not rendered again
+    notes: list = field(default_factory=list)  # drift (changed outside render), holds kept or released
+    held: set = field(default_factory=set)  # bundle paths written from a held earlier state
 
 
 _worker: dict = {}
 
 
 def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
-                 passed: frozenset, reuse: Mapping[str, tuple], policy_gate: bool = True) -> None:
+                 passed: frozenset, reuse: Mapping[str, tuple], policy_gate: bool = True,
+                 held: Optional[Mapping[str, Held]] = None) -> None:
     """Per process: compiled templates and gates, the plans and known policy passes (inherited
     through fork, never pickled), and the staging folder each worker writes its bundles into."""
     _worker["renderer"] = Renderer(TEMPLATES)
@@ -96,24 +105,55 @@ def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans:
     _worker["passed"] = passed
     _worker["reuse"] = reuse
     _worker["policy_gate"] = policy_gate
+    _worker["held"] = held or {}
+
+
+def _kept(p, source, gates: BundleGates, passed: frozenset) -> tuple[Optional[Bundle], tuple, Optional[str]]:
+    """A bundle written before for these inputs, kept only if its exact bytes passed these gates on
+    this machine (the local, content-addressed verdict cache): what an output folder or the GitOps
+    repo says of itself (bundle.json digests) is a claim, never proof. Returns the kept bundle (or
+    None: render it), the files found, and a drift note when they are not what render wrote."""
+    files = files_of(source)
+    if not files:
+        return None, (), None
+    if not files_intact(files):
+        return None, files, f"drift: {p.path} differs from its own bundle.json filesDigest (changed outside render)"
+    if policy_key(gates.policy_digest, files) not in passed:
+        return None, files, None  # not proven here: render it and compare
+    return Bundle.from_files(p, files), files, None
+
+
+_HELD = {"rollback": "rolled back to", "revert": "reverted (git revert) to"}
+
+
+def _held(p, claim: Held) -> Bundle:
+    held = Bundle.from_files(p, tuple(sorted(claim.files)))
+    if held is None:
+        raise ValidationFailed([f"{p.path}/bundle.json: -: hold: the held files are not the ones render wrote at "
+                                f"{claim.written_at[:12]} (filesDigest); refusing to keep them"])
+    return held
 
 
 def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
     renderer, gates, staging = _worker["renderer"], _worker["gates"], _worker["staging"]
-    reuse = _worker["reuse"]
+    reuse, passed = _worker["reuse"], _worker["passed"]
     out = []
     for p in _worker["plans"][bounds[0]:bounds[1]]:
-        # A kept bundle is byte for byte what render wrote for these inputs, and so passed these
-        # policies (they are part of inputDigest): only the schema gate runs again on it.
-        kept = Bundle.from_files(p, files_of(reuse[p.path])) if p.path in reuse else None
+        kept, found, drift = _kept(p, reuse[p.path], gates, passed) if p.path in reuse else (None, (), None)
         bundle = kept or renderer.render_bundle(p)
+        claim = _worker["held"].get(p.path)
+        if claim is not None and tuple(sorted(claim.files)) != bundle.files:
+            bundle, drift = _held(p, claim), f"kept {p.path} as {_HELD[claim.reason]} {claim.written_at[:12]}: its " \
+                "install is unchanged since (change the install to render it again)"
         gates.warnings.clear()
-        violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"],
-                                              policies=kept is None and _worker["policy_gate"])
+        violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed,
+                                              policies=_worker["policy_gate"])
         if kept is not None and violations:  # schemas changed since: render it afresh
-            bundle = renderer.render_bundle(p)
+            bundle, kept = renderer.render_bundle(p), None
             gates.warnings.clear()
-            violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, _worker["passed"])
+            violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed)
+        if kept is None and found and drift is None and tuple(sorted(found)) != bundle.files:
+            drift = f"drift: {p.path} is not what render writes for its inputs (changed outside render); rendered afresh"
         app = renderer.render_application(p)
         violations += gates.check_objects(f"{p.env}/argocd", [app], p.platform.kubernetesVersion)
         if staging is not None and not violations:
@@ -122,7 +162,8 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
             else:
                 Staging.write_into(staging, p.path, bundle.files)
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
-                                  tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle)))
+                                  tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle), drift,
+                                  claim is not None and bundle.files == tuple(sorted(claim.files))))
     return out
 
 
@@ -131,7 +172,7 @@ def build(request: BuildRequest) -> BuildResult:
     timings: dict[str, float] = {}
     if request.out is not None:
         Staging.check_target(request.out)
-    inputs, envs, warnings = _checked_input(request, timings)
+    inputs, envs, warnings = checked_input(request, timings)
 
     gates = BundleGates(request.schema_locations, request.ignore_missing_schemas, POLICIES)  # the parent's
     missing = sorted({line for e in envs for line in gates.missing_schemas(EMITTED, e.platform.kubernetesVersion)})
@@ -144,6 +185,8 @@ def build(request: BuildRequest) -> BuildResult:
     selected = verify_stage.verify(inputs, selected, offline=request.offline,
                                    insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
     timings["verify"] = time.perf_counter() - t
+    held, hold_notes = applicable(inputs, selected, request.held or {}, offline=request.offline,
+                                  insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
 
     owned = None
     if request.only is not None:
@@ -152,7 +195,8 @@ def build(request: BuildRequest) -> BuildResult:
         owned = {e.name for e in envs}
     staging = Staging(request.out, owned) if request.out is not None else None
     try:
-        result = _render_all(request, envs, selected, staging, gates, timings)
+        result = _render_all(request, envs, selected, staging, gates, timings, held)
+        result.notes[:0] = hold_notes
         if staging is not None:
             t = time.perf_counter()
             staging.commit()
@@ -167,7 +211,7 @@ def build(request: BuildRequest) -> BuildResult:
     return result
 
 
-def _checked_input(request: BuildRequest, timings: dict):
+def checked_input(request: BuildRequest, timings: dict):
     """load, plan and the migration gate; every problem of the three raised at once."""
     t = time.perf_counter()
     inputs = load(request.env_dir, request.env)
@@ -222,7 +266,7 @@ def _warning(finding, root: Path) -> str:
 
 
 def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], gates: BundleGates,
-                timings: dict) -> BuildResult:
+                timings: dict, held: Optional[Mapping[str, Held]] = None) -> BuildResult:
     t = time.perf_counter()
     plans = list(plans)
     jobs = request.jobs or os.cpu_count() or 1
@@ -244,6 +288,10 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             facts_by_env[env].append(rb.facts)
             result.objects += rb.objects
             result.reused += rb.kept
+            if rb.drift:
+                result.notes.append(rb.drift)
+            if rb.held:
+                result.held.add(rb.path)
             result.bundles += 1
         done += len(rendered)
         if request.progress:
@@ -254,7 +302,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     passed_now: list[str] = []
     reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
-            reuse, request.policy_gate)
+            reuse, request.policy_gate, held)
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")
@@ -276,12 +324,15 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
         violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name],
                                            project if request.only is None else None).violations())
+        root = renderer.render_root(env)
+        violations.extend(gates.check_objects(layout.bootstrap_dir(env.name), [root], env.platform.kubernetesVersion))
         if staging is not None:
+            staging.write_folder(layout.bootstrap_dir(env.name), [(root[0], dump(root[1]))])
             files = [(project[0], dump(project[1]))] + apps_by_env[env.name]
             if request.only is not None:  # keep the Applications of the bundles this run did not render
                 files += _unrendered_applications(renderer, env, {p.path for p in plans})
             staging.write_folder(f"{env.name}/argocd", sorted(files))
-        result.objects += 1 + len(apps_by_env[env.name])
+        result.objects += 2 + len(apps_by_env[env.name])
     timings["argocd+audit"] = time.perf_counter() - t
     if violations:
         raise ValidationFailed(sorted(violations))
@@ -306,68 +357,3 @@ def progress_printer(stream=None) -> Optional[Callable[[int, int], None]]:
             stream.flush()
 
     return show
-
-
-DEFAULT_KUBERNETES_VERSION = "1.33"
-
-
-def validate_folder(folder: Path, *, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
-                    schema_locations: tuple[str, ...] = (), ignore_missing_schemas: bool = False) -> int:
-    """`render validate DIR`: the schema, policy and isolation gates on a folder of rendered
-    bundles (any producer). Each bundle's identity comes from its bundle.json and labels.
-    Returns the number of bundles checked; raises ``ValidationFailed`` listing every violation."""
-    gates = BundleGates(schema_locations, ignore_missing_schemas, POLICIES)
-    violations: list[str] = []
-    count = 0
-    if not folder.is_dir():
-        raise ValidationFailed([f"{folder}: not a folder of rendered bundles"])
-    envs = sorted(p for p in folder.iterdir() if p.is_dir() and (p / "plugins").is_dir())
-    if not envs:
-        raise ValidationFailed([f"{folder}: no <env>/plugins/<tenant>/<plugin>/ bundles found"])
-    for env_dir in envs:
-        facts = []
-        for bundle_dir in sorted(p for p in env_dir.glob("plugins/*/*") if p.is_dir()):
-            rel = bundle_dir.relative_to(folder).as_posix()
-            objects, problems = _read_objects(bundle_dir, rel, parse_rendered)
-            violations += problems
-            meta_path = bundle_dir / "bundle.json"
-            try:
-                meta = json.loads(meta_path.read_text())
-            except (OSError, ValueError) as exc:
-                violations.append(f"{rel}/bundle.json: -: identity: unreadable bundle.json ({exc})")
-                meta = {}
-            tenant, plugin = bundle_dir.parent.name, bundle_dir.name
-            for key, want in (("env", env_dir.name), ("tenant", tenant), ("plugin", plugin)):
-                if meta and meta.get(key) != want:
-                    violations.append(f"{rel}/bundle.json: -: identity: {key} is {meta.get(key)!r}, the folder says {want!r}")
-            violations += gates.check_objects(rel, objects, kubernetes_version)
-            violations += gates.check_policies(rel, objects, meta or None)
-            facts.append(bundle_facts(rel, objects))
-            count += 1
-        project = None
-        for path in sorted((env_dir / "argocd").glob("appproject-*.yaml")):
-            rel = f"{env_dir.name}/argocd"
-            objs, problems = _read_objects(path.parent, rel, parse_rendered, only=path.name)
-            violations += problems + gates.check_objects(rel, objs, kubernetes_version)
-            project = objs[0] if objs else None
-        violations += EnvironmentAudit(env_dir.name, facts, project).violations()
-    if violations:
-        raise ValidationFailed(sorted(violations))
-    return count
-
-
-def _read_objects(folder: Path, rel: str, parse, only: Optional[str] = None) -> tuple[list, list]:
-    objects, problems = [], []
-    for path in sorted(folder.glob("*.yaml")):
-        if path.name == "kustomization.yaml" or (only and path.name != only):
-            continue
-        try:
-            docs = parse(path.read_text())
-        except Exception as exc:  # any parse failure is a finding about that file, not a crash
-            problems.append(f"{rel}/{path.name}: -: yaml: {str(exc).splitlines()[0]}")
-            continue
-        if len(docs) != 1 or not isinstance(docs[0], dict):
-            problems.append(f"{rel}/{path.name}: -: yaml: expected exactly one object per file")
-            continue
-        objects.append((path.name, docs[0]))
-    return objects, problems

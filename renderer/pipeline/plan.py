@@ -18,7 +18,7 @@ from typing import Optional
 
 from renderer import __version__
 
-from renderer.core import quantity
+from renderer.core import layout, quantity
 from renderer.core.errors import InputError, Problem
 from renderer.pipeline.load import CatalogVersion, EnvironmentInput, Inputs, Source
 from renderer.pipeline.models import IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant
@@ -90,6 +90,7 @@ class BundlePlan:
     catalog_dir: Path
     signature_file: Optional[Path]
     signature: object = None  # verify.VerifiedSignature once verified
+    install_sha256: str = ""  # of the install file: rollback holds and commit trailers name it
 
     @property
     def key(self) -> str:
@@ -226,13 +227,14 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
             repo = IMAGE_RE.match(spec.image).group("repo")
             bundles.append(BundlePlan(
                 env=env.name, tenant=tenant_id, tier=tenant.spec.tier, plugin=name, version=plugin.metadata.version,
-                publisher=plugin.metadata.publisher, path=f"{env.name}/plugins/{tenant_id}/{name}", names=names,
+                publisher=plugin.metadata.publisher, path=layout.bundle_path(env.name, tenant_id, name), names=names,
                 spec=spec, platform=platform,
                 public_key=publisher.model.spec.cosign.publicKey if publisher.model.spec.cosign else "",
                 image_repo=repo, image_digest=spec.image.rsplit("@", 1)[1],
                 egress=tuple(sorted(egress, key=lambda e: e.target)),
                 ingress=endpoints[platform.ingressFrom], dns=endpoints["dns"],
                 input_digest=digest, catalog_dir=cv.dir, signature_file=cv.signature_file,
+                install_sha256=inst_src.sha256,
             ))
         for key, total in totals.items():
             if total > _ceiling(tenant, key) and len(contributors) > 1:

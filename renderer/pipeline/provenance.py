@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from renderer.pipeline.render import same_inputs
+from renderer.pipeline.render import files_digest, same_inputs
 
 
 def files_of(source) -> tuple:
@@ -65,3 +65,12 @@ def plugin_version(bundle_json: bytes) -> str | None:
     except (ValueError, AttributeError):
         return None
     return version if isinstance(version, str) else None
+
+
+def files_intact(files) -> bool:
+    """Whether a bundle's files match the filesDigest its own bundle.json records."""
+    try:
+        recorded = json.loads(dict(files)["bundle.json"]).get("filesDigest")
+    except (KeyError, ValueError, AttributeError, TypeError):
+        return False
+    return recorded == files_digest(files)

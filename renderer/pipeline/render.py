@@ -20,7 +20,8 @@ import jinja2
 import yaml
 
 from renderer.core import quantity
-from renderer.core.errors import RenderError
+from renderer.core.kinds import WAVE_ANNOTATION, sync_wave
+from renderer.core.errors import RendererBroken
 from renderer.pipeline.plan import BundlePlan, EnvironmentPlan, label_value
 from renderer.core.quoting import quote
 from renderer.trust.signatures import TLOG_SETTINGS
@@ -52,7 +53,10 @@ TEMPLATE_KINDS = {
     "prometheusrule.yaml.j2": "PrometheusRule",
     "appproject.yaml.j2": "AppProject",
     "application.yaml.j2": "Application",
+    "root-application.yaml.j2": "Application",
 }
+ROOT_APPLICATION = "plugins-root"  # <env>/bootstrap/application-plugins-root.yaml
+ROOT_PROJECT = "default"  # the root needs a project that may create AppProjects and Applications
 
 
 # Every (apiVersion, kind) the templates can emit: the schema gate's preflight checks that each
@@ -73,7 +77,7 @@ NAMESPACED_KINDS = frozenset((api.rpartition("/")[0], kind) for api, kind in EMI
                              if kind != "Namespace" and not api.startswith("argoproj.io/"))
 
 
-class TemplateError(RenderError):
+class TemplateError(RendererBroken):
     """A template produced something other than the object it is for: a bug in templates/."""
 
     hint = "this is a bug in templates/, not in your input; nothing was written"
@@ -110,6 +114,14 @@ class Bundle:
         return cls(plan, tuple(sorted(objects)), tuple(sorted(files)))
 
 
+def with_sync_wave(obj: dict) -> dict:
+    """The object with its Argo CD sync wave (``core.kinds``) among its annotations."""
+    meta = obj["metadata"]
+    annotations = meta.get("annotations") or {}
+    meta["annotations"] = {**annotations, WAVE_ANNOTATION: str(sync_wave(obj["apiVersion"], obj["kind"]))}
+    return obj
+
+
 def file_name(obj: dict) -> str:
     return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
@@ -137,6 +149,8 @@ class Renderer:
             text = self._templates[template].render(**context)
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"templates/{template}: {exc.message}") from None
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:  # quoting refuses what it cannot quote
+            raise TemplateError(f"templates/{template}: {exc}") from None
         try:
             docs = parse_rendered(text)
         except (yaml.YAMLError, ValueError) as exc:
@@ -167,7 +181,7 @@ class Renderer:
                 fname = file_name(obj)
                 if fname in objects:
                     raise TemplateError(f"two objects of bundle {plan.path} map to the file {fname}")
-                objects[fname] = obj
+                objects[fname] = with_sync_wave(obj)
         ordered = tuple(sorted(objects.items()))
         kustomization = {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
@@ -192,7 +206,7 @@ class Renderer:
             "description": f"Plugin bundles of environment {env.name}, written by {MANAGED_BY}",
             "kinds": sorted(NAMESPACED_KINDS),
         })
-        return f"appproject-{argo.project}.yaml", project[0]
+        return f"appproject-{argo.project}.yaml", with_sync_wave(project[0])
 
     def render_application(self, b: BundlePlan) -> tuple[str, dict]:
         """The bundle's Argo CD Application (it lives in the environment's argocd/ folder)."""
@@ -202,7 +216,18 @@ class Renderer:
             "project": argo.project, "repo": argo.repoURL, "revision": argo.targetRevision, "path": b.path,
             "generate_paths": f"/{b.path}", "server": argo.server, "destination_namespace": b.names.namespace,
         })
-        return f"application-{b.names.app}.yaml", app[0]
+        return f"application-{b.names.app}.yaml", with_sync_wave(app[0])
+
+    def render_root(self, env: EnvironmentPlan) -> tuple[str, dict]:
+        """The environment's root Application (``<env>/bootstrap/``): applied once by a platform
+        admin, it syncs ``<env>/argocd/`` (the AppProject first, then every bundle's Application)."""
+        argo = env.platform.argocd
+        root = self._objects("root-application.yaml.j2", r={
+            "name": ROOT_APPLICATION, "namespace": argo.namespace, "labels": _argocd_labels(env.name),
+            "project": ROOT_PROJECT, "repo": argo.repoURL, "revision": argo.targetRevision,
+            "path": f"{env.name}/argocd", "server": argo.server,
+        })
+        return f"application-{ROOT_APPLICATION}.yaml", root[0]
 
 
 def _argocd_labels(env: str) -> dict:

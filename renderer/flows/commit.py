@@ -1,0 +1,154 @@
+"""Use cases `render commit` and `render diff`: render against the GitOps repo's head, then commit.
+
+Where it sits: ``flows``, the only layer that sees both rendering (``pipeline``) and git
+(``gitops``). One straight line, never back up:
+
+1. ``gitops.open_repo`` + ``snapshot``: the branch head (no lock held), what runs there now and
+   which bundles' bundle.json record the same inputs (``pipeline.provenance``);
+2. ``pipeline.build`` into a private folder (every gate), with those bundles offered for keeping;
+3. a ``gitops.CommitRequest`` (the files, the bundles' install hashes, the snapshot's head);
+4. ``Repo.commit`` (lock, compare-and-swap, re-apply on a moved head) or ``Repo.diff``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from renderer.core import layout
+from renderer.core.errors import InputError, Problem
+from renderer.gitops import (
+    CommitOptions,
+    CommitRequest,
+    Outcome,
+    Rendered,
+    Snapshot,
+    open_repo,
+)
+from renderer.gitops.history import HeldClaim
+from renderer.gitops.report import Report
+from renderer.pipeline.build import BuildRequest, BuildResult, build
+from renderer.pipeline.holds import Held
+from renderer.pipeline.provenance import plugin_version, same_inputs
+from renderer.pipeline.write import MARKER
+
+
+@dataclass(frozen=True)
+class CommitFlowRequest:
+    build: BuildRequest  # ``out`` is ignored: the flow renders into a private folder
+    options: CommitOptions
+    source_commit: Optional[str] = None
+    keep: bool = True  # offer bundles unchanged at the head for keeping (``--no-cache``: False)
+
+
+def commit(request: CommitFlowRequest) -> Outcome:
+    with open_repo(request.options, write=True) as repo:
+        snap = repo.snapshot()
+        rendered = _render(request, snap)
+        return repo.commit(CommitRequest(rendered, snap.base, request.options))
+
+
+def diff(request: CommitFlowRequest) -> Report:
+    with open_repo(request.options, write=False) as repo:
+        snap = repo.snapshot()
+        rendered = _render(request, snap)
+        return repo.diff(CommitRequest(rendered, snap.base, request.options))
+
+
+def rendered_files(build_request: BuildRequest, source_commit: Optional[str] = None) -> Rendered:
+    """Render for a commit without looking at any repo (nothing kept, no version moves checked)."""
+    return _render(CommitFlowRequest(build_request, CommitOptions(repo=""), source_commit, keep=False), None)
+
+
+def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
+    """Render every selected environment against the snapshot. The whole environment is rendered
+    even with ``--only``: its argocd/ folder (the AppProject) depends on every bundle; ``--only``
+    limits what is committed."""
+    only = request.build.only
+    with tempfile.TemporaryDirectory(prefix="render-commit-") as tmp:
+        out = Path(tmp) / "out"
+        claims, notes = snap.held() if snap else ([], [])
+        result = build(dataclasses.replace(
+            request.build, out=out, only=None, reuse=_reuse(snap) if request.keep and snap else None,
+            deployed=_deployed(snap) if snap else None, held={c.bundle: _held(c) for c in claims}))
+        files = _read_output(out)
+    by_path = {c.bundle: c for c in claims}
+    for path in sorted(result.held):
+        files[layout.parse_bundle(path).hold] = hold_file(by_path[path])
+    plans = [p for e in result.environments for p in e.bundles]
+    installs = {p.path: f"sha256:{p.install_sha256}" for p in plans if p.install_sha256}
+    if only is not None:
+        files = _only(files, only, result)
+    return Rendered(files=files, envs=tuple(e.name for e in result.environments), all_envs=request.build.env is None,
+                    only=only, installs=installs, source_commit=request.source_commit,
+                    notes=tuple(notes + result.notes))
+
+
+def _held(claim: HeldClaim) -> Held:
+    return Held(claim.files, claim.install, claim.from_version, claim.written_at, claim.reason)
+
+
+def hold_file(claim: HeldClaim) -> bytes:
+    """The hold file of a held bundle: the one at the head, or a new one for a revert."""
+    if claim.hold_file is not None:
+        return claim.hold_file
+    hold = {"bundle": claim.bundle, "knownGood": claim.written_at, "rolledBackFrom": claim.rolled_back_from,
+            "install": claim.install, "reason": claim.reason,
+            "note": "render commit keeps this bundle at the state render wrote at knownGood while the install file "
+                    "hashes to 'install'; change the install to render it again"}
+    return (json.dumps(hold, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _reuse(snap: Snapshot):
+    """``BuildRequest.reuse``: the head's files of the bundles whose bundle.json records the same
+    inputs (the pipeline still checks them: their filesDigest, and every gate)."""
+    def reuse(plans) -> dict:
+        by_path = {p.path: p for p in plans}
+        metas = snap.bundle_files(by_path, names=[layout.BUNDLE_JSON])
+        same = [path for path, files in metas.items()
+                if layout.BUNDLE_JSON in files and same_inputs(by_path[path], files[layout.BUNDLE_JSON])]
+        found = snap.bundle_files(same)
+        return {path: tuple(sorted(found[path].items())) for path in same if path in found}
+
+    return reuse
+
+
+def _deployed(snap: Snapshot):
+    """``BuildRequest.deployed``: the plugin version each planned bundle runs at the head."""
+    def deployed(plans) -> dict:
+        metas = snap.bundle_files([p.path for p in plans], names=[layout.BUNDLE_JSON])
+        versions = {path: plugin_version(files.get(layout.BUNDLE_JSON, b"")) for path, files in metas.items()}
+        return {path: v for path, v in versions.items() if v}
+
+    return deployed
+
+
+def _read_output(root: Path) -> dict[str, bytes]:
+    files = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_file() and "/" in rel and rel != MARKER:
+            files[rel] = path.read_bytes()
+    return files
+
+
+def _only(files: dict[str, bytes], only: str, result: BuildResult) -> dict[str, bytes]:
+    """The files an ``--only TENANT/PLUGIN`` run owns: that bundle, its Application and its
+    environment's AppProject, in every environment that has the install."""
+    keep: dict[str, bytes] = {}
+    for env in result.environments:
+        for p in env.bundles:
+            if p.key != only:
+                continue
+            argocd = layout.argocd_dir(env.name)
+            owned = {f"{argocd}/{layout.application_file(p.names.app)}"}
+            for path, data in files.items():
+                if path.startswith(p.path + "/") or path in owned or path.startswith(f"{argocd}/appproject-"):
+                    keep[path] = data
+    if not keep:
+        raise InputError([Problem(only, 0, "--only", "no install matches TENANT/PLUGIN in the selected environments")])
+    return keep

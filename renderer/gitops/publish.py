@@ -1,0 +1,242 @@
+"""The commit server's entry points: one ``CommitRequest`` in, one commit (or nothing) out.
+
+Where it sits: ``gitops`` (below ``flows``; never calls up into rendering). ``open_repo`` opens
+the GitOps repo without locking it; ``snapshot`` reads its head (what is deployed, which bundles
+could be kept); ``commit`` then publishes the rendered files with one compare-and-swap, under the
+repository lock, re-applying only this run's units when the head moved meanwhile (up to 8 times);
+``diff`` says what a commit would change and never writes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Callable, Iterable, Iterator, Optional
+
+from renderer.core import layout
+from renderer.core.errors import OutsideSystemError, RefusingToProceed
+from renderer.core.layout import unit_of
+from renderer.gitops import report as diffmod
+from renderer.gitops.changes import (
+    Change,
+    apply,
+    check_managed,
+    check_mass_delete,
+    file_changes,
+    plan_commit,
+    rebase,
+)
+from renderer.gitops.git import Git, Tree
+from renderer.gitops.history import HeldClaim, held_claims
+from renderer.gitops.request import Rendered
+from renderer.gitops.texts import commit_message
+from renderer.gitops.workspace import Workspace, is_url, require_publishable, workspace
+
+DEFAULT_MAX_DELETE_SHARE = 0.2
+DEFAULT_ATTEMPTS = 8
+
+
+class Published(str, Enum):
+    """Where a commit went."""
+
+    LOCAL = "local"  # the local repository's branch (no remote involved)
+    REMOTE = "remote"  # pushed to the remote
+    NONE = "none"  # nothing was published (built in a private clone of a URL without --push, or unchanged)
+
+
+@dataclass
+class Outcome:
+    """What ``commit`` and ``rollback`` did. ``commit`` is None when nothing changed."""
+
+    repo: str
+    branch: str
+    base: Optional[str]
+    commit: Optional[str] = None
+    pushed: bool = False
+    published: Published = Published.NONE
+    report: Optional[diffmod.Report] = None
+    notes: list[str] = field(default_factory=list)
+    attempts: int = 1
+
+    @property
+    def unchanged(self) -> bool:
+        return self.commit is None
+
+    def to_json(self) -> dict:
+        data = {"repo": self.repo, "branch": self.branch, "base": self.base, "commit": self.commit,
+                "pushed": self.pushed, "published": self.published.value, "notes": self.notes,
+                "attempts": self.attempts, "unchanged": self.commit is None}
+        data["bundles"] = [{"path": b.path, "change": b.change, "from": b.old_version, "to": b.new_version}
+                           for b in (self.report.bundles if self.report else [])]
+        return data
+
+
+@dataclass(frozen=True)
+class CommitOptions:
+    repo: str
+    branch: Optional[str] = None
+    push: bool = False
+    allow_mass_delete: bool = False
+    max_delete_share: float = DEFAULT_MAX_DELETE_SHARE
+    attempts: int = DEFAULT_ATTEMPTS
+    init: bool = False  # a missing local path becomes a new repository (else: a usage error)
+
+
+@dataclass(frozen=True)
+class CommitRequest:
+    """One commit's worth of rendered files, rendered against the head ``base`` of a snapshot."""
+
+    rendered: Rendered
+    base: Optional[str]
+    options: CommitOptions
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The GitOps branch's head as a run found it: what is deployed, and the bytes of it on demand."""
+
+    branch: str
+    base: Optional[str]
+    tree: Tree
+    _read: Callable[[Iterable[str]], dict]
+    _git: Optional[Git] = None
+
+    def held(self) -> tuple[list[HeldClaim], list[str]]:
+        """Bundles the head holds at an earlier render-written state (rollbacks, reverts), as proved
+        by the branch's history, and notes on the hold claims that do not hold up."""
+        return held_claims(self._git, self.base, self.tree) if self._git is not None else ([], [])
+
+    def bundle_files(self, bundle_paths: Iterable[str], names: Optional[Iterable[str]] = None) -> dict[str, dict[str, bytes]]:
+        """``{bundle path: {file name: bytes}}`` at the head, for the bundles given (all their files,
+        or only ``names``), read in one batch."""
+        wanted = set(bundle_paths)
+        only = set(names) if names is not None else None
+        entries: dict[str, list[tuple[str, str]]] = {}
+        for path, (_mode, oid) in self.tree.items():
+            inside = layout.parse_bundle_file(path)
+            if inside is None or inside[0].path not in wanted or (only is not None and inside[1] not in only):
+                continue
+            entries.setdefault(inside[0].path, []).append((inside[1], oid))
+        blobs = self._read(oid for items in entries.values() for _, oid in items)
+        return {path: {name: blobs[oid] for name, oid in sorted(items)} for path, items in entries.items()}
+
+
+class Repo:
+    """An opened GitOps repo (``open_repo``): snapshot its head, then commit or diff against it."""
+
+    def __init__(self, ws: Workspace):
+        self.ws = ws
+
+    @property
+    def display(self) -> str:
+        return self.ws.display
+
+    def snapshot(self) -> Snapshot:
+        ws = self.ws
+        base = ws.head(ws.branch)
+        tree = ws.g.tree(base)
+        check_managed(tree, ws.g, ws.display)
+        return Snapshot(ws.branch, base, tree, ws.g.read_blobs, ws.g)
+
+    def diff(self, request: CommitRequest) -> diffmod.Report:
+        """What ``commit`` would change, never writing to the repository."""
+        ws, opts = self.ws, request.options
+        base = request.base
+        tree = ws.g.tree(base)
+        change = plan_commit(tree, request.rendered, ws.g)
+        new, edits = apply(tree, change)
+        refusals = check_mass_delete(tree, new, opts.max_delete_share, opts.allow_mass_delete)
+        return diffmod.compare(file_changes(ws.g, tree, edits, change.blobs), branch=ws.branch, base=base,
+                               notes=change.notes, refusals=refusals, bundles_total=_count_bundles(new))
+
+    def commit(self, request: CommitRequest) -> Outcome:
+        """One commit of the rendered files when something changed, published by compare-and-swap.
+        The change is planned against the snapshot the files were rendered from; a head that moved
+        since is handled by re-applying only this run's units on it."""
+        ws, opts = self.ws, request.options
+        with ws.locked():
+            ws.require_clean()
+            start = request.base
+            start_tree = ws.g.tree(start)
+            change = plan_commit(start_tree, request.rendered, ws.g)
+            head = ws.head(ws.branch)
+            tree = start_tree
+            if head != start:
+                tree = ws.g.tree(head)
+                check_managed(tree, ws.g, ws.display)
+                change = rebase(change, tree)
+            outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes)
+
+            def message(report: diffmod.Report) -> str:
+                return commit_message(report, request.rendered, outcome.notes)
+
+            return _publish_change(ws, head, tree, change, outcome, message, opts, "render commit")
+
+
+@contextmanager
+def open_repo(options: CommitOptions, *, write: bool) -> Iterator[Repo]:
+    """Open the GitOps repo (a local path, or a URL cloned into a private folder) without locking
+    it: rendering happens while it is open; ``Repo.commit`` takes the lock for the write."""
+    if write:
+        require_publishable(options.repo, options.push, "render commit")
+    remote = is_url(options.repo) or (write and options.push)
+    with workspace(options.repo, options.branch, remote=remote, write=write, lock=False, init=options.init) as ws:
+        yield Repo(ws)
+
+
+def commit(rendered: Rendered, options: CommitOptions) -> Outcome:
+    """Commit already-rendered files against the branch's current head (one call: open, snapshot,
+    commit)."""
+    with open_repo(options, write=True) as repo:
+        return repo.commit(CommitRequest(rendered, repo.snapshot().base, options))
+
+
+def _count_bundles(tree: Tree) -> int:
+    return sum(1 for p in tree if p.endswith("/bundle.json") and layout.parse_bundle(unit_of(p)))
+
+
+def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Change, outcome: Outcome,
+                    message: Callable[[diffmod.Report], str], opts: CommitOptions, what: str) -> Outcome:
+    target = (Published.REMOTE if ws.remote else Published.LOCAL) if ws.local else \
+        (Published.REMOTE if opts.push else Published.NONE)
+    for attempt in range(1, opts.attempts + 1):
+        outcome.attempts = attempt
+        if change.empty():
+            ws.sync_local(ws.branch, base)
+            outcome.base = base
+            outcome.published = Published.NONE
+            return outcome
+        new_tree, edits = apply(tree, change)
+        problems = check_mass_delete(tree, new_tree, opts.max_delete_share, opts.allow_mass_delete)
+        if problems:
+            raise RefusingToProceed("; ".join(problems) + "; refusing to commit: pass --allow-mass-delete if "
+                                    "this is intended (nothing was written)")
+        report = diffmod.compare(file_changes(ws.g, tree, edits, change.blobs, contents=False), branch=ws.branch,
+                                 base=base, notes=change.notes, bundles_total=_count_bundles(new_tree), detail=False)
+        ws.g.write_blobs({e[1]: change.blobs[e[1]] for e in edits.values() if e and e[1] in change.blobs}, ws.tmp)
+        tree_id = ws.g.make_tree(base, edits, ws.tmp)
+        new = ws.g.commit_tree(tree_id, base, message(report))
+        outcome.report, outcome.base = report, base
+        if target is Published.NONE:  # a URL without --push: built and checked, never published
+            outcome.commit = new
+            return outcome
+        if ws.publish(ws.branch, new, base, f"{what}: {ws.branch}"):
+            outcome.commit, outcome.pushed, outcome.published = new, bool(ws.remote), target
+            ws.sync_local(ws.branch, new)
+            return outcome
+        # the branch moved under us: start again from its new head, with only our own units
+        time.sleep(random.uniform(0.05, 0.3) * attempt)
+        ws.fetch()
+        base = ws.head(ws.branch)
+        tree = ws.g.tree(base)
+        check_managed(tree, ws.g, ws.display)
+        change = rebase(change, tree)
+        if change.empty():
+            outcome.notes.append(f"another run already committed everything this run would have ({base[:12]})")
+    raise OutsideSystemError(f"{ws.display}: {ws.branch} kept moving; gave up after {opts.attempts} attempts "
+                             "(nothing of this run was published); run it again")
+
+
