@@ -73,7 +73,7 @@ def build(result, out: Path, fmt: str) -> None:
     print(f"rendered {result.bundles} bundles ({result.objects} objects) for {len(per_env)} environments "
           f"({envs}) into {out}/ in {result.seconds:.2f} s{kept}")
     print("signatures verified; every bundle passed the migration, schema, policy and isolation gates")
-    for note in result.drift:
+    for note in result.notes:
         print(f"note: {note}")
 
 
