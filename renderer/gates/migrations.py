@@ -67,7 +67,7 @@ from renderer.gates.migration_history import (
     unsafe_move,
     versions as _versions,
 )
-from renderer.gates.squawk import OPT_IN_RULES, SquawkFailed, lint, squawk_path, squawk_run_count
+from renderer.gates.squawk import OPT_IN_RULES, SquawkFailed, _memo, lint, squawk_path, squawk_run_count
 
 __all__ = ["BLOCKING_RULES", "CONTRACT_MARKER_RE", "OPT_IN_RULES", "MigrationFinding", "SquawkFailed", "as_problems", "check_catalog",
            "check_version", "rollback_floor", "squawk_path", "squawk_run_count", "unsafe_move"]
@@ -330,7 +330,7 @@ def _lint_new(mig_dir: Path, new: dict[str, bytes], version: str, previous: str 
             if ok:
                 waived[name] = max((t for _l, t in marks), key=Version)  # type: ignore[arg-type]
 
-    for raw in lint(texts):
+    for raw in lint(texts, find=squawk_path, memo=_memo):  # module globals, looked up at call time
         path = mig_dir / raw.name
         if raw.rule == SYNTAX_RULE:
             findings.append(

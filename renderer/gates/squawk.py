@@ -61,9 +61,12 @@ def squawk_run_count() -> int:
     return _runs
 
 
-def lint(files: dict[str, bytes]) -> tuple[Raw, ...]:
-    """Squawk's findings for these files (one process for all), memoised by content."""
+def lint(files: dict[str, bytes], *, find=None, memo: dict | None = None) -> tuple[Raw, ...]:
+    """Squawk's findings for these files (one process for all), memoised by content in ``memo``.
+
+    ``find`` locates the binary (default ``squawk_path``)."""
     global _runs
+    memo = _memo if memo is None else memo
     if not files:
         return ()
     digest = hashlib.sha256()
@@ -72,10 +75,10 @@ def lint(files: dict[str, bytes]) -> tuple[Raw, ...]:
         digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
         digest.update(hashlib.sha256(files[name]).digest())
     key = digest.hexdigest()
-    if key in _memo:
-        return _memo[key]
+    if key in memo:
+        return memo[key]
 
-    exe = squawk_path()
+    exe = (find or squawk_path)()
     names = sorted(files)
     # Plain alias names: squawk treats arguments as glob patterns, and a name could start with '-'.
     alias = {f"m{i:04d}.sql": name for i, name in enumerate(names)}
@@ -107,7 +110,7 @@ def lint(files: dict[str, bytes]) -> tuple[Raw, ...]:
         except (KeyError, TypeError, ValueError):
             raise SquawkFailed(f"squawk printed an unexpected report entry: {item!r}") from None
     result = tuple(sorted(out, key=lambda r: (r.name, r.line, r.rule, r.message)))
-    _memo[key] = result
+    memo[key] = result
     return result
 
 
