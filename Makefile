@@ -3,11 +3,8 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# Custom-resource schemas (kubeconform layout) are data the project reads, never copies in.
-SHARED_SCHEMAS := $(abspath ../shared/schemas/crds)
-ifneq ($(wildcard $(SHARED_SCHEMAS)),)
-export RENDER_SCHEMA_LOCATION ?= $(SHARED_SCHEMAS)
-endif
+# The package ships the schemas of the custom resources it emits (renderer/_data/schemas), so no
+# RENDER_SCHEMA_LOCATION is needed; the tests read ../shared/schemas only to check those copies.
 
 .PHONY: demo test tools bench golden clean
 

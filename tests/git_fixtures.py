@@ -42,7 +42,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_ENVIRONMENTS = REPO_ROOT / "environments"
-SCHEMAS = REPO_ROOT.parent / "shared" / "schemas" / "crds"
 PYTHON = sys.executable
 
 
@@ -249,7 +248,6 @@ class Run:
 def cli_env(tmp: Path, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "RENDER_"))}
     env.update({
-        "RENDER_SCHEMA_LOCATION": str(SCHEMAS),
         "RENDER_CACHE_DIR": str(tmp / "render-cache"),
         "HOME": str(tmp / "home"),  # no user git config leaks in
         "GIT_CONFIG_NOSYSTEM": "1",

@@ -13,6 +13,7 @@ import yaml
 
 from git_fixtures import edit_install, env_dir, git, git_daemon, remove_install, render, signing_key  # noqa: F401
 from renderer.gitops import report as diff
+from renderer.gitops import report_markdown as md_report
 from renderer.gitops.report import FileChange
 
 B = "prod/plugins/acme-school/quiz"
@@ -81,7 +82,7 @@ def test_a_change_that_widens_access_is_called_out(old, new, says):
     report = diff.compare(changed(old, new), branch="main", base="f" * 40)
     assert [w.split(": ", 1)[1] for w in report.widening] == [says]
     assert f"WIDENS ACCESS: prod/acme-school/quiz: {says}" in diff.format_text(report)
-    md = diff.format_markdown(report)
+    md = md_report.format_markdown(report)
     assert md.index("widen access") < md.index("| env | tenant | plugin |")
 
 
@@ -94,7 +95,7 @@ def test_a_change_that_widens_access_is_called_out(old, new, says):
 def test_a_change_that_narrows_access_is_not_called_out(old, new):
     report = diff.compare(changed(old, new), branch="main", base="f" * 40)
     assert report.widening == []
-    assert "widen" not in diff.format_markdown(report)
+    assert "widen" not in md_report.format_markdown(report)
 
 
 def test_changed_objects_carry_a_readable_yaml_diff_and_versions():
@@ -115,7 +116,7 @@ def test_a_removed_bundle_counts_every_object_that_will_be_pruned():
     report = diff.compare(files, branch="main", base="f" * 40)
     assert report.pruned == 4
     assert report.bundles[0].change == "removed" and report.bundles[0].counts() == (0, 0, 3)
-    md = diff.format_markdown(report)
+    md = md_report.format_markdown(report)
     assert "**4 objects will be pruned** (1 bundle(s) removed: `prod/plugins/acme-school/quiz`)" in md
     assert md.index("will be pruned") < md.index("| env | tenant | plugin |")
     assert "| prod | acme-school | quiz | removed (was 1.0.0) | 0 | 0 | 3 |" in md
@@ -126,7 +127,7 @@ def test_long_diffs_are_folded_and_short_ones_are_not():
     long_new = obj("ConfigMap", "big", data={f"k{i}": "b" for i in range(30)})
     files = changed(quota("1"), quota("2"), "resourcequota.yaml") + [
         FileChange(f"{B}/configmap.yaml", dump(long_old), dump(long_new))]
-    md = diff.format_markdown(diff.compare(files, branch="main", base="f" * 40))
+    md = md_report.format_markdown(diff.compare(files, branch="main", base="f" * 40))
     big = md[md.index("`ConfigMap/big`"):]
     small = md[md.index("`ResourceQuota/quiz`"):]
     assert big.split("\n", 3)[2].startswith("<details><summary>")
@@ -137,13 +138,13 @@ def test_an_unchanged_run_says_so_in_one_line():
     report = diff.compare([], branch="main", base="a" * 40)
     assert report.unchanged
     assert diff.format_text(report) == f"unchanged: main at {'a' * 12} already holds what the environments render\n"
-    assert diff.format_markdown(report).count("\n") == 1
+    assert md_report.format_markdown(report).count("\n") == 1
     assert json.loads(diff.format_json(report))["unchanged"] is True
 
 
 def test_a_diff_fence_survives_backticks_in_the_objects():
     files = changed(obj("ConfigMap", "c", data={"x": "```"}), obj("ConfigMap", "c", data={"x": "````"}))
-    md = diff.format_markdown(diff.compare(files, branch="main", base=None))
+    md = md_report.format_markdown(diff.compare(files, branch="main", base=None))
     assert "`````diff" in md
 
 
@@ -168,6 +169,12 @@ def test_render_diff_shows_what_commit_would_change_and_never_writes(render, env
     assert "objects will be pruned** (1 bundle(s) removed: `prod/plugins/riverside-academy/grade-sync`)" in md.out
     assert "new secret: adapstory/plugins/quiz-generator/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/signing" in md.out
     assert "| prod | 4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d | quiz-generator | changed (1.2.0 -&gt; 1.3.0) |" in md.out
+    assert md.out.index("**Summary:** bundles 0 added, 1 changed, 1 removed") < md.out.index("| env |")
+    # the version label on every object of the move is one line; what really changed is shown as diffs
+    churn = [line for line in md.out.splitlines() if line.startswith("- only labels changed on ")]
+    assert len(churn) == 1 and "app.kubernetes.io/version: 1.2.0 -&gt; 1.3.0" in churn[0]
+    assert "- changed `Deployment/quiz-generator`" in md.out
+    assert "`Deployment/quiz-generator`" not in churn[0]
 
     data = render("diff", str(env_dir), "--repo", str(repo), "--offline", "--format", "json").json()
     assert {(b["path"], b["change"]) for b in data["bundles"]} == {
@@ -208,3 +215,160 @@ def test_render_diff_reads_a_remote_over_the_network(render, env_dir, git_daemon
     assert run.code == 0, run.err
     assert "WIDENS ACCESS: prod/riverside-academy/grade-sync: raised budget requestsPerSecond: 5 -> 9" in run.out
     assert git(bare, "for-each-ref") == refs
+
+
+# ------------------------------------------------------------------------------------ the PR comment at scale
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "prod" / "plugins" / "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d" \
+    / "quiz-generator"
+GOLDEN_TENANT = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"
+KAFKA_PORTS = b"    - port: 9093\n      protocol: TCP\n"
+
+
+def golden(name: str, tenant: str = GOLDEN_TENANT) -> bytes:
+    return (GOLDEN / name).read_bytes().replace(GOLDEN_TENANT.encode(), tenant.encode())
+
+
+def with_digest(data: bytes, digest: str) -> bytes:
+    meta_ = json.loads(data)
+    meta_["inputDigest"] = digest
+    return (json.dumps(meta_, indent=2, sort_keys=True) + "\n").encode()
+
+
+def port_added(tenant: str) -> list[FileChange]:
+    """What one port added to the kafka target in platform.yaml does to one real bundle."""
+    root = f"prod/plugins/{tenant}/quiz-generator"
+    old = golden("networkpolicy-quiz-generator.yaml", tenant)
+    new = old.replace(KAFKA_PORTS, KAFKA_PORTS + b"    - port: 9094\n      protocol: TCP\n")
+    assert new != old
+    meta_ = golden("bundle.json", tenant)
+    return [FileChange(f"{root}/bundle.json", meta_, with_digest(meta_, "sha256:" + "1" * 64)),
+            FileChange(f"{root}/networkpolicy-quiz-generator.yaml", old, new)]
+
+
+@pytest.fixture(scope="module")
+def six_hundred_bundles() -> diff.Report:
+    files = [f for i in range(600) for f in port_added(f"tenant-{i:04d}")]
+    return diff.compare(files, branch="main", base="f" * 40)
+
+
+def test_six_hundred_bundles_with_one_port_added_give_a_comment_under_the_limit_that_names_the_rest(
+        six_hundred_bundles):
+    report = six_hundred_bundles
+    md = md_report.format_markdown(report)
+    assert len(md) < 60_000
+    shown = md.count("\n#### `prod/plugins/tenant-")
+    assert 0 < shown < 600
+    assert f"**... and {600 - shown} more bundle(s): see the build artifact**" in md
+    # the one widening is one summary line naming how many bundles it touches, before any detail
+    assert "> - kafka/strimzi.io/cluster=platform-kafka,strimzi.io/kind=Kafka port 9094/TCP" not in md
+    line = next(x for x in md.splitlines() if "port 9094/TCP" in x)
+    assert line.startswith("> - new egress: kafka/") and ": 600 bundles (`prod/tenant-0000/quiz-generator`" in line
+    assert line.endswith("and 597 more)")
+    assert md.index("**Summary:** bundles 0 added, 600 changed, 0 removed") < md.index(line) < md.index("| env |")
+
+
+def test_the_comment_limit_holds_at_any_size_and_none_means_whole(six_hundred_bundles):
+    report = six_hundred_bundles
+    for limit in (8_000, 20_000, 60_000):
+        assert len(md_report.format_markdown(report, limit=limit)) <= limit
+    whole = md_report.format_markdown(report, limit=None)
+    assert len(whole) > 60_000
+    assert whole.count("\n#### `prod/plugins/tenant-") == 600
+    assert "see the build artifact**" not in whole
+
+
+def test_the_full_report_is_written_whole_in_the_format_its_name_says(six_hundred_bundles, tmp_path):
+    report = six_hundred_bundles
+    md = md_report.write_full_report(report, tmp_path / "full-diff.md")
+    assert md.read_text().count("\n#### `prod/plugins/tenant-") == 600
+    data = json.loads(md_report.write_full_report(report, tmp_path / "full-diff.json").read_text())
+    assert len(data["bundles"]) == 600
+    text = md_report.write_full_report(report, tmp_path / "full-diff.txt").read_text()
+    assert text.count("port: 9094") == 600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["full-diff.json", "full-diff.md", "full-diff.txt"]
+
+
+def version_bump() -> list[FileChange]:
+    """A real bundle moved 1.2.0 -> 1.3.0: a new image, and the version label on every object."""
+    files = []
+    for path in sorted(GOLDEN.iterdir()):
+        old = path.read_bytes()
+        new = old.replace(b"app.kubernetes.io/version: 1.2.0", b"app.kubernetes.io/version: 1.3.0")
+        if path.name == "bundle.json":
+            new = new.replace(b'"pluginVersion": "1.2.0"', b'"pluginVersion": "1.3.0"')
+        if path.name.startswith("deployment-"):
+            new = new.replace(b"quiz-generator:1.2.0@sha256:e974", b"quiz-generator:1.3.0@sha256:f974")
+        files.append(FileChange(f"prod/plugins/{GOLDEN_TENANT}/quiz-generator/{path.name}", old, new))
+    return files
+
+
+def test_a_version_bump_collapses_label_only_churn_into_one_line():
+    report = diff.compare(version_bump(), branch="main", base="f" * 40)
+    (b,) = report.bundles
+    churn = [o for o in b.objects if o.label_only]
+    assert len(churn) == 16 and all(o.label_only == ["app.kubernetes.io/version: 1.2.0 -> 1.3.0"] for o in churn)
+    md = md_report.format_markdown(report)
+    assert md.count("only labels changed") == 1
+    assert ("- only labels changed on 16 object(s) (app.kubernetes.io/version: 1.2.0 -&gt; 1.3.0): "
+            "`ConfigMap/plugin-budget`, ") in md
+    assert md.count("```diff") == 1  # the Deployment alone: its image changed too
+    assert "- changed `Deployment/quiz-generator`" in md
+    assert "new image: registry.adapstory.io/acme/quiz-generator:1.3.0@sha256:f974" in md
+
+
+def test_an_object_whose_labels_and_spec_both_change_is_not_label_churn():
+    old = quota("1")
+    new = quota("2")
+    new["metadata"]["labels"] = {"app.kubernetes.io/version": "1.3.0"}
+    report = diff.compare(changed(old, new), branch="main", base="f" * 40)
+    assert report.bundles[0].objects[0].label_only == []
+    assert "only labels changed" not in md_report.format_markdown(report)
+
+
+def test_added_objects_are_shown_as_their_yaml_folded():
+    files = [FileChange(f"{B}/bundle.json", meta("1.0.0"), meta("1.0.0").replace(b"}", b', "x": 1}')),
+             FileChange(f"{B}/poddisruptionbudget-quiz.yaml", None, dump(obj("PodDisruptionBudget", "quiz",
+                                                                                spec={"maxUnavailable": 1})))]
+    md = md_report.format_markdown(diff.compare(files, branch="main", base="f" * 40))
+    block = md[md.index("- added `PodDisruptionBudget/quiz`"):]
+    assert block.split("\n", 3)[2].startswith("<details><summary>") and "lines of YAML</summary>" in block
+    assert "```yaml\napiVersion: v1\nkind: PodDisruptionBudget\n" in block
+    assert "  maxUnavailable: 1\n```\n\n</details>" in block
+
+
+@pytest.mark.parametrize("before, after, says", [
+    pytest.param(15, 30, "raised DB connectionLimit: 15 -> 30", id="raised"),
+    pytest.param(15, -1, "raised DB connectionLimit: 15 -> unlimited", id="to-unlimited"),
+    pytest.param(30, 15, None, id="lowered"),
+    pytest.param(-1, 15, None, id="from-unlimited"),
+])
+def test_a_raised_db_connection_limit_is_called_out(before, after, says):
+    old = golden("role-quiz-generator.yaml")
+    assert b"connectionLimit: 15\n" in old
+    files = [FileChange(f"prod/plugins/{GOLDEN_TENANT}/quiz-generator/role-quiz-generator.yaml",
+                        old.replace(b"connectionLimit: 15", f"connectionLimit: {before}".encode()),
+                        old.replace(b"connectionLimit: 15", f"connectionLimit: {after}".encode()))]
+    report = diff.compare(files, branch="main", base="f" * 40)
+    assert [w.split(": ", 1)[1] for w in report.widening] == ([says] if says else [])
+    md = md_report.format_markdown(report)
+    assert ("Raised limits" in md) == bool(says)
+    if says:
+        assert md.index(says.replace(">", "&gt;")) < md.index("| env |")
+
+
+def test_a_bundle_json_only_change_says_what_changed_in_it():
+    old = golden("bundle.json")
+    data = json.loads(old)
+    data["inputDigest"] = "sha256:" + "2" * 64
+    data["signature"]["payloadDigest"] = "sha256:" + "3" * 64
+    files = [FileChange(f"prod/plugins/{GOLDEN_TENANT}/quiz-generator/bundle.json", old,
+                        json.dumps(data, indent=2).encode())]
+    report = diff.compare(files, branch="main", base="f" * 40)
+    assert report.bundles[0].meta == ["inputDigest", "signature.payloadDigest"]
+    md = md_report.format_markdown(report)
+    assert "| changed (bundle.json only: inputDigest, signature.payloadDigest) | - | - | - |" in md
+    assert "| 0 | 0 | 0 |" not in md
+    text = diff.format_text(report)
+    assert "quiz-generator: changed (bundle.json only: inputDigest, signature.payloadDigest)\n" in text
+    assert "(+0 ~0 -0 objects)" not in text

@@ -128,7 +128,7 @@ def test_every_rego_unit_test_passes():
     assert failed == []
     files = {name.split(":")[0] for name, _ in results}
     assert files == {"bundle_test.rego", "isolation_test.rego", "lib_test.rego", "network_test.rego",
-                     "workload_test.rego"}
+                     "pod_test.rego", "workload_test.rego"}
     assert len(results) >= 90
 
 
@@ -258,7 +258,7 @@ def _drop_label(b: Bundle):
 BROKEN = [
     pytest.param(lambda b: b.container()["securityContext"].update(runAsNonRoot=False), {"run-as-non-root"},
                  id="runAsNonRoot-false"),
-    pytest.param(lambda b: b.pod()["securityContext"].update(runAsUser=0), {"run-as-non-root"}, id="runAsUser-0"),
+    pytest.param(lambda b: b.pod()["securityContext"].update(runAsUser=0), {"run-as-non-root", "high-uid"}, id="runAsUser-0"),
     pytest.param(lambda b: b.container()["securityContext"].update(allowPrivilegeEscalation=True),
                  {"no-privilege-escalation"}, id="allowPrivilegeEscalation-true"),
     pytest.param(lambda b: b.pod().update(hostNetwork=True), {"no-host-namespaces"}, id="hostNetwork"),

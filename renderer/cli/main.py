@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from renderer.cli import output, requests
+from renderer.cli import argocd_cmd, output, requests
 from renderer.cli.parser import DEFAULT_OUT, parse, parser
 from renderer.core.errors import EXIT_OK, EXIT_USAGE, RenderError
 from renderer.flows import build as build_flow
@@ -48,10 +48,17 @@ def _commit(args: argparse.Namespace) -> None:
 
 
 def _diff(args: argparse.Namespace) -> None:
-    output.diff(commit_flow.diff(requests.commit_request(args)), args.format)
+    report = commit_flow.diff(requests.commit_request(args))
+    if args.output is not None:
+        output.write_full_diff(report, args.output)
+    output.diff(report, args.format)
 
 
 def _mark_good(args: argparse.Namespace) -> None:
+    if args.from_argocd:
+        argocd_cmd.run(args)
+        return
+    argocd_cmd.refuse_cluster_flags(args)
     output.marked_good(ledger_flow.mark_good(requests.bundle_ref(args), commit=args.commit, push=args.push),
                        args.format)
 

@@ -22,11 +22,12 @@ from renderer.core.errors import (
 )
 from renderer.gitops import Outcome, Published, versions
 from renderer.gitops import report as reports
+from renderer.gitops import report_markdown
 
 LIST_LIMIT = 25  # bundles listed in text output
 
 
-def _ok(payload: dict, findings: Iterable[Finding] = ()) -> None:
+def emit_ok(payload: dict, findings: Iterable[Finding] = ()) -> None:
     found = list(findings)
     warnings = sum(1 for f in found if f.severity == WARNING)
     doc = {"ok": True, "exit": EXIT_OK, "meaning": EXIT_MEANING[EXIT_OK], "findings": [f.to_json() for f in found],
@@ -63,7 +64,7 @@ def build(result, out: Path, fmt: str) -> None:
     per_env = {e.name: len(e.bundles) for e in result.environments}
     found = warnings_of(result.warnings)
     if fmt == "json":
-        _ok({"out": str(out), "bundles": result.bundles, "objects": result.objects, "environments": per_env,
+        emit_ok({"out": str(out), "bundles": result.bundles, "objects": result.objects, "environments": per_env,
              "seconds": round(result.seconds, 3), "kept": result.reused, "warnings": result.warnings}, found)
         return
     for f in found:
@@ -79,14 +80,14 @@ def build(result, out: Path, fmt: str) -> None:
 
 def validated(count: int, folder: Path, fmt: str) -> None:
     if fmt == "json":
-        _ok({"bundles": count, "violations": []})
+        emit_ok({"bundles": count, "violations": []})
     else:
         print(f"{count} bundles in {folder} passed the schema, policy and isolation gates")
 
 
 def schemas_written(written: list[Path], fmt: str) -> None:
     if fmt == "json":
-        _ok({"written": [str(p) for p in written]})
+        emit_ok({"written": [str(p) for p in written]})
     else:
         for path in written:
             print(f"wrote {path}")
@@ -94,16 +95,20 @@ def schemas_written(written: list[Path], fmt: str) -> None:
 
 def diff(report: reports.Report, fmt: str) -> None:
     if fmt == "json":
-        _ok(reports.to_json(report))
+        emit_ok(reports.to_json(report))
     elif fmt == "markdown":
-        sys.stdout.write(reports.format_markdown(report))
+        sys.stdout.write(report_markdown.format_markdown(report))
     else:
         sys.stdout.write(reports.format_text(report))
 
 
+def write_full_diff(report: reports.Report, path: Path) -> None:
+    report_markdown.write_full_report(report, path)
+
+
 def outcome(result: Outcome, fmt: str) -> None:
     if fmt == "json":
-        _ok(result.to_json())
+        emit_ok(result.to_json())
         return
     where = f"{result.branch} of {result.repo}"
     if result.commit is None:
@@ -129,7 +134,7 @@ def outcome(result: Outcome, fmt: str) -> None:
 def marked_good(result, fmt: str) -> None:
     record = result.record
     if fmt == "json":
-        _ok({**record.to_json(), "recorded": result.written, "published": bool(result.published)})
+        emit_ok({**record.to_json(), "recorded": result.written, "published": bool(result.published)})
         return
     where = "published to the remote" if result.published else "recorded locally"
     if result.written:

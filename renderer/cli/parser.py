@@ -87,9 +87,9 @@ def _deletes(p: argparse.ArgumentParser) -> None:
                         f"${MAX_DELETE_ENV} or {DEFAULT_MAX_DELETE_SHARE})")
 
 
-def _bundle(p: argparse.ArgumentParser) -> None:
-    p.add_argument("plugin", metavar="PLUGIN")
-    p.add_argument("--tenant", required=True, metavar="ID")
+def _bundle(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("plugin", metavar="PLUGIN", nargs="?" if optional else None)
+    p.add_argument("--tenant", required=not optional, metavar="ID")
     p.add_argument("--env", required=True, metavar="E")
     _repo(p)
     _formats(p)
@@ -116,14 +116,28 @@ def parser() -> argparse.ArgumentParser:
     d = sub.add_parser("diff", help="what `render commit` would change, object by object; never writes")
     _rendering(d, ("text", "markdown", "json"))
     _repo(d)
+    d.add_argument("--output", type=Path, metavar="FILE",
+                   help="also write the whole diff, nothing cut, to FILE (.md markdown, .json JSON, else text): "
+                        "the build artifact a capped PR comment points to")
     _deletes(d)
     d.add_argument("--source-commit", metavar="SHA", help="the environments repo's commit (default $RENDER_SOURCE_COMMIT)")
 
-    m = sub.add_parser("mark-good", help="record a bundle's state at a commit as known good")
-    _bundle(m)
+    m = sub.add_parser("mark-good", help="record a bundle's state at a commit as known good (or, with --from-argocd, "
+                                         "every bundle Argo CD reports Synced and Healthy there)")
+    _bundle(m, optional=True)
     m.add_argument("--commit", metavar="SHA", help="the commit whose state is known good (default: the branch head)")
     m.add_argument("--push", action="store_true",
                    help="for a local path: publish the record to origin too (a URL always publishes)")
+    m.add_argument("--from-argocd", action="store_true",
+                   help="record every bundle of --env whose Argo CD Application is Synced and Healthy at the "
+                        "commit, with a Succeeded last sync (leave out PLUGIN and --tenant)")
+    m.add_argument("--kubeconfig", metavar="PATH",
+                   help="with --from-argocd: the kubeconfig (default $KUBECONFIG, ~/.kube/config, else the pod's "
+                        "service account)")
+    m.add_argument("--context", metavar="C", help="with --from-argocd: the kubeconfig context (default: current)")
+    m.add_argument("--argocd-namespace", metavar="NS",
+                   help="with --from-argocd: where the Applications live (default: the namespace of the "
+                        "environment's rendered Applications at the commit)")
 
     r = sub.add_parser("rollback", help="restore a bundle's last known-good state as a new commit")
     _bundle(r)

@@ -1,1 +1,2 @@
-"""Reading a Kubernetes cluster (Argo CD Applications): below ``flows``, beside ``pipeline`` and ``gitops``."""
+"""Reading a live cluster: the only package that imports ``kubernetes`` (it imports ``renderer.core``
+and nothing else of the project)."""

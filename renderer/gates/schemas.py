@@ -19,6 +19,9 @@ Where schemas come from (first hit wins):
    ``default`` (kubeconform's name for the built-ins) is accepted and ignored: built-ins always come
    first. Nothing is fetched while a store is created; a schema is read the first time its kind is
    validated.
+3. last, always: the schemas the package ships (``renderer/_data/schemas``, the same folder layout)
+   for exactly the custom-resource kinds the renderer emits, so ``render`` works with no location;
+   a given location that holds the same kind overrides them (the first hit wins).
 
 A kind without a schema is a violation unless ``ignore_missing=True``.
 
@@ -55,6 +58,7 @@ import jsonschema_rs
 import referencing
 
 from renderer.core.errors import OutsideSystemError, RenderError
+from renderer.core.resources import SCHEMAS as SHIPPED_SCHEMAS
 
 __all__ = [
     "SchemaSetupError",
@@ -418,6 +422,14 @@ def _parse_location(given: str) -> _Location | None:
     return _Location(given, os.path.join(text, _FOLDER_LAYOUT), False)
 
 
+def _shipped() -> tuple[_Location, ...]:
+    """The schemas the package ships for the custom resources it emits: always a location."""
+    if not SHIPPED_SCHEMAS.is_dir():
+        return ()
+    return (_Location(f"the shipped schemas ({SHIPPED_SCHEMAS})", os.path.join(str(SHIPPED_SCHEMAS), _FOLDER_LAYOUT),
+                      False),)
+
+
 # --------------------------------------------------------------------------- the store
 _GROUP = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 _VERSION = re.compile(r"[a-z0-9]+")
@@ -441,7 +453,8 @@ class SchemaStore:
             raise UnsupportedKubernetesVersion(
                 f"Kubernetes {kubernetes_version} is not supported by the schema check",
                 f"use one of {', '.join(supported)}" if supported else "reinstall kubernetes-validate")
-        self._locations = tuple(loc for loc in (_parse_location(g) for g in self.locations) if loc)
+        # the given locations first (earlier wins, so they override), the shipped schemas last
+        self._locations = tuple(loc for loc in (_parse_location(g) for g in self.locations) if loc) + _shipped()
         self._lookup: dict[tuple[str, str], _Compiled | None] = {}
 
     def __reduce__(self) -> tuple:

@@ -5,8 +5,9 @@ works out which files a commit would add, change or remove and hands them here a
 ``FileChange``s; this module groups them by bundle, turns each file into the object it holds
 (one object per file), writes a readable YAML diff per changed object, and finds the changes a
 reviewer must not miss: those that widen a bundle's access (new egress, new secret, new Kafka
-ACL, raised quota or budget, a new image) and the objects Argo CD will prune. Pure: no git, no
-files, no network.
+ACL, raised quota, budget, replicas or DB connection limit, a new image) and the objects Argo CD
+will prune. Pure: no git, no network; ``write_full_report`` is the one function that writes a file.
+The pull-request comment (``format_markdown``) lives in ``report_markdown``.
 """
 
 from __future__ import annotations
@@ -15,24 +16,16 @@ import difflib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from typing import Iterable, Optional
 
-import yaml
-
-from renderer.core import quantity
-
-try:
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - the project pins a LibYAML build
-    from yaml import SafeLoader as _Loader
+from renderer.gitops.report_access import UNLIMITED, access, label_only as _label_only, num as _num, \
+    parse as _parse, widening as _widening  # noqa: F401 (access, UNLIMITED and _num: public through this module)
 
 BUNDLE_RE = re.compile(r"^(?P<env>[^/]+)/plugins/(?P<tenant>[^/]+)/(?P<plugin>[^/]+)/(?P<file>[^/]+)$")
 HOLD_RE = re.compile(r"^\.render/holds/(?P<env>[^/]+)/(?P<tenant>[^/]+)/(?P<plugin>[^/]+)\.json$")
 NOT_OBJECTS = ("kustomization.yaml", "bundle.json")
-ACCESS_KINDS = {"NetworkPolicy", "ExternalSecret", "KafkaUser", "ResourceQuota", "ConfigMap", "HorizontalPodAutoscaler",
-                "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod"}
 MD_WIDENING_LIMIT = 60  # call-outs shown in a pull-request comment
+MD_LIMIT = 60_000  # characters of a pull-request comment (GitHub's limit is 65,536)
 FOLD_LINES = 15  # markdown: diffs longer than this are folded into <details>
 MAX_DIFF_LINES = 400  # per object; a longer diff is cut (the commit itself has it all)
 
@@ -53,6 +46,8 @@ class ObjectDiff:
     name: str
     change: str  # added | changed | removed
     diff: str  # unified diff of the YAML ('' for added and removed objects)
+    content: str = ""  # an added object's YAML (cut after MAX_DIFF_LINES lines)
+    label_only: list[str] = field(default_factory=list)  # set when only labels changed: "key: old -> new"
 
     @property
     def label(self) -> str:
@@ -69,6 +64,7 @@ class BundleDiff:
     old_version: Optional[str]
     new_version: Optional[str]
     objects: list[ObjectDiff] = field(default_factory=list)
+    meta: list[str] = field(default_factory=list)  # what changed in bundle.json (dotted keys) and kustomization.yaml
 
     def counts(self) -> tuple[int, int, int]:
         return (sum(o.change == "added" for o in self.objects), sum(o.change == "changed" for o in self.objects),
@@ -121,9 +117,8 @@ def compare(changes: Iterable[FileChange], *, branch: str, base: Optional[str], 
             report.others.append(_object_diff(ch, {}, detail))
     for key, files in sorted(by_bundle.items()):
         report.bundles.append(_bundle_diff(key, files, detail))
-    if detail:
-        for b in report.bundles:
-            report.widening.extend(_widening(b, by_bundle[b.path]))
+        if detail:  # right after the bundle's label check, which parsed the same files (kept by report_access)
+            report.widening.extend(_widening(report.bundles[-1], files))
     report.pruned = sum(o.change == "removed" and _is_object(o.file) for b in report.bundles for o in b.objects) \
         + sum(o.change == "removed" and _is_object(o.file) for o in report.others)
     return report
@@ -152,11 +147,28 @@ def _bundle_diff(key: str, files: list[FileChange], detail: bool) -> BundleDiff:
             if isinstance(o, dict) and o.get("file"):
                 names[f"{key}/{o['file']}"] = (str(o.get("kind") or ""), str(o.get("name") or ""))
     bd = BundleDiff(key, env, tenant, plugin, change, old_v, new_v)
+    if detail and change == "changed":
+        bd.meta = (_changed_keys(old_meta, new_meta) if meta else []) + [
+            "kustomization.yaml" for f in files if f.path.endswith("/kustomization.yaml")]
     for f in files:
         if f.path.rsplit("/", 1)[-1] in NOT_OBJECTS:
             continue
         bd.objects.append(_object_diff(f, names, detail))
     return bd
+
+
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ (nested objects are followed; lists compare whole)."""
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 def _json(data: Optional[bytes]) -> dict:
@@ -167,16 +179,6 @@ def _json(data: Optional[bytes]) -> dict:
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _parse(data: Optional[bytes]):
-    if data is None:
-        return None
-    try:
-        obj = yaml.load(data, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
-    return obj if isinstance(obj, dict) else None
 
 
 def _object_diff(ch: FileChange, names: dict, detail: bool) -> ObjectDiff:
@@ -190,7 +192,16 @@ def _object_diff(ch: FileChange, names: dict, detail: bool) -> ObjectDiff:
         kind = str(obj.get("kind") or "") if obj else ""
         name = str((obj.get("metadata") or {}).get("name") or "") if obj else ""
     text = unified(ch.path, ch.old, ch.new) if change == "changed" else ""
-    return ObjectDiff(ch.path, kind, name, change, text)
+    content = _cut(ch.new.decode("utf-8", "replace")) if change == "added" else ""
+    labels = _label_only(ch.old, ch.new) if change == "changed" and ch.path.endswith((".yaml", ".yml")) else []
+    return ObjectDiff(ch.path, kind, name, change, text, content, labels)
+
+
+def _cut(text: str) -> str:
+    lines = text.splitlines()
+    if len(lines) > MAX_DIFF_LINES:
+        lines = lines[:MAX_DIFF_LINES] + [f"# ... {len(lines) - MAX_DIFF_LINES} more line(s); see the commit"]
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def unified(path: str, old: bytes, new: bytes) -> str:
@@ -203,112 +214,12 @@ def unified(path: str, old: bytes, new: bytes) -> str:
     return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
 
 
-# ------------------------------------------------------------------------------------ widening
-
-
-def access(objects: Iterable[dict]) -> tuple[dict[str, set[str]], dict[str, Fraction]]:
-    """What a bundle's objects grant: named grants by category, and limits by name."""
-    grants: dict[str, set[str]] = {"egress": set(), "secret": set(), "kafka ACL": set(), "image": set()}
-    limits: dict[str, Fraction] = {}
-    for obj in objects:
-        kind, spec = obj.get("kind"), obj.get("spec") or {}
-        if kind == "NetworkPolicy":
-            for rule in spec.get("egress") or []:
-                peers = rule.get("to") or [{"anywhere": True}]
-                ports = rule.get("ports") or [{"port": "any"}]
-                for peer in peers:
-                    for port in ports:
-                        grants["egress"].add(f"{_peer(peer)} port {port.get('port', 'any')}/{port.get('protocol', 'TCP')}")
-        elif kind == "ExternalSecret":
-            for item in spec.get("data") or []:
-                grants["secret"].add(str((item.get("remoteRef") or {}).get("key")))
-            for item in spec.get("dataFrom") or []:
-                grants["secret"].add(json.dumps(item, sort_keys=True))
-        elif kind == "KafkaUser":
-            for acl in (spec.get("authorization") or {}).get("acls") or []:
-                res = acl.get("resource") or {}
-                ops = acl.get("operations") or ([acl["operation"]] if acl.get("operation") else [])
-                for op in ops:
-                    grants["kafka ACL"].add(f"{op} {res.get('type')} {res.get('name')} ({res.get('patternType', 'literal')})")
-        elif kind == "ResourceQuota":
-            for key, value in (spec.get("hard") or {}).items():
-                _limit(limits, f"quota {key}", value)
-        elif kind == "ConfigMap" and ((obj.get("metadata") or {}).get("labels") or {}).get(
-                "plugins.adapstory.io/budget") == "true":
-            for key, value in (obj.get("data") or {}).items():
-                _limit(limits, f"budget {key}", value)
-        elif kind == "HorizontalPodAutoscaler" and "maxReplicas" in spec:
-            _limit(limits, "replicas max", spec["maxReplicas"])
-        pod = _pod_spec(obj)
-        if pod:
-            for c in (pod.get("containers") or []) + (pod.get("initContainers") or []):
-                if c.get("image"):
-                    grants["image"].add(str(c["image"]))
-    return grants, limits
-
-
-def _peer(peer: dict) -> str:
-    if "ipBlock" in peer:
-        return f"ipBlock {peer['ipBlock'].get('cidr')}"
-    ns = ((peer.get("namespaceSelector") or {}).get("matchLabels") or {}).get("kubernetes.io/metadata.name")
-    pods = (peer.get("podSelector") or {}).get("matchLabels") or {}
-    labels = ",".join(f"{k}={v}" for k, v in sorted(pods.items()))
-    if peer.get("anywhere"):
-        return "anywhere"
-    return f"{ns or 'any namespace'}/{labels or 'any pod'}"
-
-
-def _limit(limits: dict, key: str, value) -> None:
-    try:
-        limits[key] = quantity.parse(value if isinstance(value, (str, int)) else str(value))
-    except ValueError:
-        pass
-
-
-def _pod_spec(obj: dict) -> Optional[dict]:
-    spec = obj.get("spec") or {}
-    if obj.get("kind") == "Pod":
-        return spec
-    if obj.get("kind") == "CronJob":
-        return (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
-    template = spec.get("template")
-    return template.get("spec") if isinstance(template, dict) else None
-
-
-def _widening(bundle: BundleDiff, files: list[FileChange]) -> list[str]:
-    if bundle.change == "removed":
-        return []
-    kinds = {o.file: o.kind for o in bundle.objects}
-    relevant = [f for f in files if kinds.get(f.path, "") in ACCESS_KINDS or (f.path in kinds and not kinds[f.path])]
-    old_objs = [o for f in relevant if (o := _parse(f.old))]
-    new_objs = [o for f in relevant if (o := _parse(f.new))]
-    # unchanged objects grant the same before and after, so the changed files alone decide
-    old_g, old_l = access(old_objs)
-    new_g, new_l = access(new_objs)
-    out = []
-    who = f"{bundle.env}/{bundle.tenant}/{bundle.plugin}"
-    for category in ("egress", "secret", "kafka ACL", "image"):
-        for item in sorted(new_g[category] - old_g[category]):
-            out.append(f"{who}: new {category}: {item}")
-    for key in sorted(new_l):
-        before = old_l.get(key)
-        if before is None and bundle.change == "added":
-            continue  # a new bundle's quotas are not "raised"; its grants above say what it gets
-        if before is None or new_l[key] > before:
-            out.append(f"{who}: raised {key}: {_num(before)} -> {_num(new_l[key])}")
-    return out
-
-
-def _num(value: Optional[Fraction]) -> str:
-    if value is None:
-        return "none"
-    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
-
-
 # ------------------------------------------------------------------------------------ formats
 
 
 def _change_word(b: BundleDiff) -> str:
+    if b.change == "changed" and not b.objects and b.meta:
+        return "changed (" + meta_words(b) + ")"
     if b.change == "changed" and b.old_version and b.new_version and b.old_version != b.new_version:
         return f"changed ({b.old_version} -> {b.new_version})"
     if b.change == "added" and b.new_version:
@@ -316,6 +227,18 @@ def _change_word(b: BundleDiff) -> str:
     if b.change == "removed" and b.old_version:
         return f"removed (was {b.old_version})"
     return b.change
+
+
+def meta_words(b: BundleDiff) -> str:
+    """What a change to bundle.json (and kustomization.yaml) alone means, for a bundle with no object changes."""
+    keys = [k for k in b.meta if k != "kustomization.yaml"]
+    parts = []
+    if keys:
+        shown = ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
+        parts.append(f"bundle.json only: {shown}")
+    if "kustomization.yaml" in b.meta:
+        parts.append("kustomization.yaml")
+    return "; ".join(parts)
 
 
 def _where(report: Report) -> str:
@@ -350,7 +273,8 @@ def format_text(report: Report) -> str:
     for b in report.bundles:
         a, c, r = b.counts()
         lines.append("")
-        lines.append(f"{b.path}: {_change_word(b)}  (+{a} ~{c} -{r} objects)")
+        counts = f"  (+{a} ~{c} -{r} objects)" if b.objects or not b.meta else ""
+        lines.append(f"{b.path}: {_change_word(b)}{counts}")
         for o in b.objects:
             lines.append(f"  {_sign(o.change)} {o.label}")
             if o.diff:
@@ -367,70 +291,6 @@ def format_text(report: Report) -> str:
 
 def _sign(change: str) -> str:
     return {"added": "+", "changed": "~", "removed": "-"}[change]
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def format_markdown(report: Report) -> str:
-    if report.unchanged:
-        return f"**render diff**: {_md(headline(report))}\n" + "".join(f"\n> {_md(n)}\n" for n in report.notes)
-    out = [f"### render diff: {_md(headline(report))}", ""]
-    callouts = []
-    for r in report.refusals:
-        callouts.append(f"> :no_entry: **`render commit` will refuse this:** {_md(r)}")
-    if report.pruned:
-        removed = [b.path for b in report.bundles if b.change == "removed"]
-        tail = f" ({len(removed)} bundle(s) removed: {', '.join(f'`{p}`' for p in removed)})" if removed else ""
-        callouts.append(f"> :warning: **{report.pruned} objects will be pruned**{tail}")
-    if report.widening:
-        callouts.append("> :warning: **Changes that widen access:**")
-        callouts.extend(f"> - {_md(w)}" for w in report.widening[:MD_WIDENING_LIMIT])
-        if len(report.widening) > MD_WIDENING_LIMIT:
-            callouts.append(f"> - ... and {len(report.widening) - MD_WIDENING_LIMIT} more (`render diff` lists them all)")
-    for n in report.notes:
-        callouts.append(f"> :information_source: {_md(n)}")
-    for i, c in enumerate(callouts):
-        if i and not c.startswith("> -"):
-            out.append(">")
-        out.append(c)
-    if callouts:
-        out.append("")
-    out += ["| env | tenant | plugin | change | objects added | changed | removed |",
-            "|---|---|---|---|---:|---:|---:|"]
-    for b in report.bundles:
-        a, c, r = b.counts()
-        out.append(f"| {_md(b.env)} | {_md(b.tenant)} | {_md(b.plugin)} | {_md(_change_word(b))} | {a} | {c} | {r} |")
-    out.append("")
-    for b in report.bundles:
-        out.append(f"#### `{b.path}` {_md(_change_word(b))}")
-        out.append("")
-        for o in b.objects:
-            out.extend(_md_object(o))
-        out.append("")
-    if report.others:
-        out.append("#### Other files")
-        out.append("")
-        for o in report.others:
-            out.extend(_md_object(o, show_path=True))
-        out.append("")
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
-def _md_object(o: ObjectDiff, show_path: bool = False) -> list[str]:
-    title = f"`{o.file}`" + (f" (`{o.label}`)" if o.kind else "") if show_path else f"`{o.label}`"
-    head = f"- {o.change} {title}"
-    if not o.diff:
-        return [head]
-    fence = "```"
-    while fence in o.diff:
-        fence += "`"
-    body = [f"{fence}diff", o.diff.rstrip("\n"), fence]
-    n = o.diff.count("\n")
-    if n > FOLD_LINES:
-        return [head, "", f"<details><summary>{n} diff lines</summary>", "", *body, "", "</details>", ""]
-    return [head, "", *body, ""]
 
 
 def to_json(report: Report) -> dict:

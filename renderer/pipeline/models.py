@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from renderer.core import quantity
 from renderer.core.semver import is_semver
+from renderer.pipeline.podmodels import DEFAULT_RUN_AS, DEFAULT_SHUTDOWN, LabelKey, LabelValue, RunAs, Shutdown
 
 API_VERSION = "plugins.adapstory.io/v1"
 
@@ -220,6 +221,8 @@ class PluginSpec(Strict):
     kafka: Optional[Kafka] = None
     database: Optional[Database] = None
     probes: Probes
+    securityContext: Optional[RunAs] = None  # else platform.yaml defaults.securityContext
+    shutdown: Optional[Shutdown] = None  # else platform.yaml defaults.shutdown
 
     @model_validator(mode="after")
     def _checks(self):
@@ -372,11 +375,22 @@ class Defaults(Strict):
     targetCPUUtilization: Annotated[int, Field(ge=10, le=100)] = 80
     maxContainerCPU: Quantity = "4"
     maxContainerMemory: Quantity = "8Gi"
+    securityContext: RunAs = DEFAULT_RUN_AS  # for plugins whose manifest names no UID
+    shutdown: Shutdown = DEFAULT_SHUTDOWN  # for plugins whose manifest says nothing
 
 
 class Observability(Strict):
     otelSidecar: Annotated[str, Field(min_length=1, max_length=253)]
     consumerLagMetric: Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")] = "kafka_consumergroup_lag_seconds"
+    collector: Optional[Endpoint] = None  # where the sidecar exports OTLP to; required while it is injected
+    ruleLabels: dict[LabelKey, LabelValue] = {}  # what the platform Prometheus' ruleSelector matches
+
+    @model_validator(mode="after")
+    def _collector(self):
+        if self.otelSidecar != "false" and self.collector is None:
+            raise ValueError("observability.collector is required while the OpenTelemetry sidecar is injected: "
+                             "give the collector's namespace, podLabels and OTLP ports (4317, 4318)")
+        return self
 
 
 class PlatformMeta(Strict):

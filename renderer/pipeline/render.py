@@ -51,6 +51,7 @@ TEMPLATE_KINDS = {
     "sql-grant.yaml.j2": "Grant",
     "policy.yaml.j2": "Policy",
     "prometheusrule.yaml.j2": "PrometheusRule",
+    "poddisruptionbudget.yaml.j2": "PodDisruptionBudget",
     "appproject.yaml.j2": "AppProject",
     "application.yaml.j2": "Application",
     "root-application.yaml.j2": "Application",
@@ -67,7 +68,7 @@ EMITTED = (
     ("networking.k8s.io/v1", "NetworkPolicy"), ("external-secrets.io/v1", "ExternalSecret"),
     ("kafka.strimzi.io/v1", "KafkaUser"), ("postgresql.sql.m.crossplane.io/v1alpha1", "Role"),
     ("postgresql.sql.m.crossplane.io/v1alpha1", "Schema"), ("postgresql.sql.m.crossplane.io/v1alpha1", "Grant"),
-    ("kyverno.io/v1", "Policy"), ("monitoring.coreos.com/v1", "PrometheusRule"),
+    ("kyverno.io/v1", "Policy"), ("monitoring.coreos.com/v1", "PrometheusRule"), ("policy/v1", "PodDisruptionBudget"),
     ("argoproj.io/v1alpha1", "AppProject"), ("argoproj.io/v1alpha1", "Application"),
 )
 # What an Application of the `plugins` project may create besides the Namespace: exactly the
@@ -166,7 +167,7 @@ class Renderer:
         ctx = bundle_context(plan)
         spec = plan.spec
         wanted = ["namespace", "serviceaccount", "resourcequota", "limitrange", "networkpolicy", "deployment",
-                  "service", "horizontalpodautoscaler", "configmap", "policy"]
+                  "service", "horizontalpodautoscaler", "configmap", "policy", "poddisruptionbudget"]
         if spec.secrets:
             wanted.append("externalsecret")
         if ctx["kafka"]:
@@ -326,6 +327,15 @@ def bundle_context(plan: BundlePlan) -> dict:
         "description": "The runtime does not autoscale on lag: raise replicas.max in the manifest or an override, "
                        "or make the consumer faster.",
     }
+    run_as = spec.securityContext or side.securityContext  # the manifest's UID (>= 10000), else the platform's
+    shutdown = spec.shutdown or side.shutdown
+    obs = platform.observability
+    egress = [{"namespace": r.namespace, "pod_labels": dict(r.pod_labels),
+               "ports": [{"port": p, "protocol": proto} for p, proto in r.ports]}
+              for r in (plan.dns,) + plan.egress]
+    if obs.otelSidecar != "false":  # the injected sidecar exports OTLP to the collector, and only there
+        egress.append({"namespace": obs.collector.namespace, "pod_labels": dict(sorted(obs.collector.podLabels.items())),
+                       "ports": [{"port": p.port, "protocol": p.protocol} for p in obs.collector.ports]})
     return {
         "plugin": plan.plugin,
         "tenant": plan.tenant,
@@ -357,13 +367,11 @@ def bundle_context(plan: BundlePlan) -> dict:
             "storage": quantity.size(max(quantity.parse(res.storage), 1)),
         },
         "ingress": {"namespace": plan.ingress.namespace, "pod_labels": dict(plan.ingress.pod_labels)},
-        "egress": [{"namespace": r.namespace, "pod_labels": dict(r.pod_labels),
-                    "ports": [{"port": p, "protocol": proto} for p, proto in r.ports]}
-                   for r in (plan.dns,) + plan.egress],
+        "egress": egress,
         "port": spec.port,
         "image": spec.image,
         "pod_annotations": {
-            "sidecar.opentelemetry.io/inject": platform.observability.otelSidecar,
+            "sidecar.opentelemetry.io/inject": obs.otelSidecar,
             "fluentbit.io/parser": "json",
             "kubectl.kubernetes.io/default-container": "plugin",
         },
@@ -387,6 +395,12 @@ def bundle_context(plan: BundlePlan) -> dict:
             **KYVERNO_TLOG,
         },
         "lag": lag,
+        "rule_labels": {**labels, **obs.ruleLabels},
+        "pod": {"run_as_user": run_as.runAsUser, "run_as_group": run_as.group, "fs_group": run_as.group,
+                "pre_stop_seconds": shutdown.preStopSeconds, "grace_seconds": shutdown.terminationGracePeriodSeconds},
+        # a voluntary disruption (a node drain) takes at most one pod at a time, and never waits for
+        # a pod that is not Ready: with one replica a drain proceeds (README, "PodDisruptionBudget")
+        "disruption": {"max_unavailable": 1, "unhealthy_pod_eviction_policy": "AlwaysAllow"},
     }
 
 
