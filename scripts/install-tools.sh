@@ -107,22 +107,6 @@ else
   say "installed postgresql ($(postgres_bin)); no service started"
 fi
 
-# PostgreSQL server binaries for the migration tests (tests/test_migrations_pg.py); Debian keeps
-# initdb and pg_ctl under /usr/lib/postgresql/<major>/bin, off PATH.
-if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  say "postgresql already installed ($(ls -d /usr/lib/postgresql/*/bin | tail -1))"
-else
-  need_root postgresql
-  [ "$apt_updated" -eq 1 ] || { apt-get update -qq; apt_updated=1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-  say "installed postgresql ($(ls -d /usr/lib/postgresql/*/bin | tail -1))"
-fi
-# The Debian package starts a system cluster on :5432; the tests start their own, so stop it.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet postgresql 2>/dev/null; then
-  systemctl stop postgresql || true
-  systemctl disable postgresql >/dev/null 2>&1 || true
-fi
-
 # The Debian package starts a system registry on :5000; the tests start their own, so stop it.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
   systemctl stop docker-registry || true
