@@ -28,9 +28,8 @@ def test_the_example_holds_a_service_account_a_role_its_binding_and_the_cron_job
 
 
 def test_every_object_of_the_example_passes_the_schema_gate(objects):
-    from conftest import schema_location
 
-    gate = SchemaStore("1.33", schema_location().split(","))
+    gate = SchemaStore("1.33", ())  # the schemas the package ships
     for kind, obj in objects.items():
         assert gate.validate(obj) == [], kind
 

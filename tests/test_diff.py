@@ -307,10 +307,10 @@ def test_a_version_bump_collapses_label_only_churn_into_one_line():
     report = diff.compare(version_bump(), branch="main", base="f" * 40)
     (b,) = report.bundles
     churn = [o for o in b.objects if o.label_only]
-    assert len(churn) == 16 and all(o.label_only == ["app.kubernetes.io/version: 1.2.0 -> 1.3.0"] for o in churn)
+    assert len(churn) == 17 and all(o.label_only == ["app.kubernetes.io/version: 1.2.0 -> 1.3.0"] for o in churn)
     md = md_report.format_markdown(report)
     assert md.count("only labels changed") == 1
-    assert ("- only labels changed on 16 object(s) (app.kubernetes.io/version: 1.2.0 -&gt; 1.3.0): "
+    assert ("- only labels changed on 17 object(s) (app.kubernetes.io/version: 1.2.0 -&gt; 1.3.0): "
             "`ConfigMap/plugin-budget`, ") in md
     assert md.count("```diff") == 1  # the Deployment alone: its image changed too
     assert "- changed `Deployment/quiz-generator`" in md

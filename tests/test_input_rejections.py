@@ -88,8 +88,8 @@ CASES = [
     pytest.param(edit(INSTALL, "llmTokensPerDay: 50000", "llmTokensPerDay: 5000000"),
                  rf"{INSTALL}:8: spec.overrides.budgets.llmTokensPerDay: llmTokensPerDay 5000000 exceeds tenant {T1}'s ceiling 1000000",
                  id="override-above-ceiling"),
-    pytest.param(edit(INSTALL, "replicas: {max: 2}", "replicas: {max: 40}"),
-                 rf"{INSTALL}:9: spec.overrides.replicas.max: cpu 20 exceeds tenant {T1}'s ceiling 4", id="replicas-above-cpu-ceiling"),
+    pytest.param(edit(INSTALL, "replicas: {max: 2}", "replicas: {max: 10}"),
+                 rf"{INSTALL}:9: spec.overrides.replicas.max: cpu 5 exceeds tenant {T1}'s ceiling 4", id="replicas-above-cpu-ceiling"),
     pytest.param(edit(f"dev/tenants/{T2}/tenant.yaml", 'cpu: "3"', 'cpu: "2200m"'),
                  rf"dev/tenants/{T2}/tenant.yaml:7: spec.ceilings.cpu: installs need 2400m cpu in total "
                  r"\(grade-sync, quiz-generator\), above the ceiling 2200m",

@@ -478,7 +478,7 @@ def test_a_missing_squawk_is_an_error_that_says_what_to_install(tmp_path, monkey
 
     with pytest.raises(SquawkFailed) as err:
         squawk_path()
-    assert "squawk-cli" in err.value.hint and err.value.exit_code == 70
+    assert "squawk-cli" in err.value.hint and err.value.exit_code == 70  # an installation problem of render
 
 
 def test_every_blocking_rule_is_a_rule_this_squawk_knows(tmp_path):

@@ -457,7 +457,8 @@ def test_a_registry_asking_for_a_bearer_token_is_read_with_credentials_from_a_do
 def test_a_registry_asking_for_a_bearer_token_is_read_with_credentials_from_the_environment(
     auth_image, token_registry, cosign_keys
 ):
-    environ = {"RENDER_REGISTRY_USERNAME": "reader", "RENDER_REGISTRY_PASSWORD": "s3cret"}
+    environ = {"RENDER_REGISTRY_USERNAME": "reader", "RENDER_REGISTRY_PASSWORD": "s3cret",
+               "RENDER_REGISTRY_HOST": token_registry.host}
     assert online(auth_image, trust_for(cosign_keys), token_registry.host, environ=environ).source == "registry"
 
 
@@ -471,7 +472,8 @@ def test_a_registry_asking_for_a_bearer_token_is_read_with_credentials_from_the_
 )
 def test_a_registry_that_refuses_a_token_is_an_outside_failure(auth_image, token_registry, cosign_keys, environ, reason):
     with pytest.raises(OutsideSystemError) as err:
-        online(auth_image, trust_for(cosign_keys), token_registry.host, environ={"HOME": "/nonexistent", **environ})
+        scoped = {**environ, "RENDER_REGISTRY_HOST": token_registry.host} if environ else {}
+        online(auth_image, trust_for(cosign_keys), token_registry.host, environ={"HOME": "/nonexistent", **scoped})
     assert reason in str(err.value)
     assert "RENDER_REGISTRY_USERNAME" in str(err.value)
     assert err.value.exit_code == EXIT_OUTSIDE
@@ -740,8 +742,9 @@ def test_credentials_are_found_in_the_environment_then_docker_config_then_a_help
     assert credentials_for("docker.io", env) == Credentials("bob", "pw2")
     assert credentials_for("helped.example.com", env) == Credentials("helper-helped.example.com", "pw")
     assert credentials_for("unknown.example.com", env) is None
-    env_creds = {**env, "RENDER_REGISTRY_USERNAME": "ci", "RENDER_REGISTRY_PASSWORD": "tok"}
+    env_creds = {**env, "RENDER_REGISTRY_USERNAME": "ci", "RENDER_REGISTRY_PASSWORD": "tok", "RENDER_REGISTRY_HOST": "reg.example.com"}
     assert credentials_for("reg.example.com", env_creds) == Credentials("ci", "tok")
+    assert credentials_for("docker.io", env_creds) == Credentials("bob", "pw2"), "the variables are for reg.example.com only"
 
 
 # ------------------------------------------------------------------------------------ the example catalog

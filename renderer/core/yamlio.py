@@ -22,6 +22,7 @@ try:  # LibYAML is a hard requirement for speed, but keep a readable failure.
 except ImportError as exc:  # pragma: no cover - the project pins a LibYAML build
     raise ImportError("PyYAML was built without LibYAML; reinstall pyyaml with libyaml available") from exc
 
+MAX_NUMBER_CHARS = 64  # a plain scalar that starts like a number: longer is hostile
 MAX_INPUT_BYTES = 1 << 20  # 1 MiB: a manifest is a few KiB; anything bigger is hostile or a mistake
 
 
@@ -63,6 +64,10 @@ def field_name(path: tuple) -> str:
 def _walk(node: yaml.Node, path: tuple, lines: dict, seen: set) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.ScalarNode):
+        if len(node.value) > MAX_NUMBER_CHARS and node.tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
+            # never converted when huge: int() of 5,000 digits fails, and 1e999999999 is no quantity
+            raise YamlProblem(node.start_mark.line + 1, field_name(path),
+                              f"a number of {len(node.value)} characters is too long (at most {MAX_NUMBER_CHARS})")
         return
     if id(node) in seen:
         raise YamlProblem(

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import difflib
 import json
-import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Optional
 
+from renderer.core import layout
 from renderer.gitops.report_access import UNLIMITED, access, label_only as _label_only, num as _num, \
     parse as _parse, widening as _widening  # noqa: F401 (access, UNLIMITED and _num: public through this module)
 
-BUNDLE_RE = re.compile(r"^(?P<env>[^/]+)/plugins/(?P<tenant>[^/]+)/(?P<plugin>[^/]+)/(?P<file>[^/]+)$")
-HOLD_RE = re.compile(r"^\.render/holds/(?P<env>[^/]+)/(?P<tenant>[^/]+)/(?P<plugin>[^/]+)\.json$")
 NOT_OBJECTS = ("kustomization.yaml", "bundle.json")
 MD_WIDENING_LIMIT = 60  # call-outs shown in a pull-request comment
 MD_LIMIT = 60_000  # characters of a pull-request comment (GitHub's limit is 65,536)
@@ -107,11 +105,10 @@ def compare(changes: Iterable[FileChange], *, branch: str, base: Optional[str], 
     for ch in sorted(changes, key=lambda c: c.path):
         if detail and ch.old == ch.new:
             continue
-        m = BUNDLE_RE.match(ch.path)
-        if m:
-            key = f"{m['env']}/plugins/{m['tenant']}/{m['plugin']}"
-            by_bundle.setdefault(key, []).append(ch)
-        elif HOLD_RE.match(ch.path):
+        inside = layout.parse_bundle_file(ch.path)
+        if inside is not None:
+            by_bundle.setdefault(inside[0].path, []).append(ch)
+        elif layout.parse_hold(ch.path) is not None:
             continue  # a rollback hold is reported through ``notes``
         else:
             report.others.append(_object_diff(ch, {}, detail))

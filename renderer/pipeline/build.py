@@ -142,7 +142,8 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
         kept, found, drift = _kept(p, reuse[p.path], gates, passed) if p.path in reuse else (None, (), None)
         bundle = kept or renderer.render_bundle(p)
         claim = _worker["held"].get(p.path)
-        if claim is not None and tuple(sorted(claim.files)) != bundle.files:
+        was_held = claim is not None and tuple(sorted(claim.files)) != bundle.files
+        if was_held:
             bundle, drift = _held(p, claim), f"kept {p.path} as {_HELD[claim.reason]} {claim.written_at[:12]}: its " \
                 "install is unchanged since (change the install to render it again)"
         gates.warnings.clear()
@@ -163,7 +164,7 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
                 Staging.write_into(staging, p.path, bundle.files)
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
                                   tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle), drift,
-                                  claim is not None and bundle.files == tuple(sorted(claim.files))))
+                                  was_held))
     return out
 
 
@@ -323,7 +324,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         # With --only, the other bundles are not rendered this run: plan() has already checked
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
         violations.extend(EnvironmentAudit(env.name, facts_by_env[env.name],
-                                           project if request.only is None else None).violations())
+                                           project if request.only is None else None,
+                                           topic_prefix=env.platform.kafka.topicPrefix).violations())
         root = renderer.render_root(env)
         violations.extend(gates.check_objects(layout.bootstrap_dir(env.name), [root], env.platform.kubernetesVersion))
         if staging is not None:

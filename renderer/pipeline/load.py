@@ -8,6 +8,8 @@ raising one ``InputError`` at the end, so a user fixes a whole run at once.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Optional, TypeVar
@@ -16,11 +18,16 @@ from pydantic import BaseModel, ValidationError
 
 from renderer.core.errors import InputError, Problem
 from renderer.pipeline.models import DNS_LABEL_RE, Platform, Plugin, PluginInstall, Publisher, Tenant
-from renderer.core.yamlio import Document, YamlProblem, field_name, load_document
+from renderer.core.yamlio import MAX_INPUT_BYTES, Document, YamlProblem, field_name, load_document
 
 M = TypeVar("M", bound=BaseModel)
 
 RESERVED = {"publishers", "catalog"}
+MAX_CATALOG_FILE_BYTES = 8 << 20  # any one file of a catalog version folder (migrations included)
+MAX_CATALOG_FILES = 1000  # files in one catalog version folder
+MAX_CATALOG_BYTES = 64 << 20  # all files of one catalog version folder together
+OUTSIDE = ("is a symbolic link or lies outside the environments repo: only regular files and folders "
+           "inside it are read")
 
 
 @dataclass(frozen=True)
@@ -81,10 +88,36 @@ class _Reader:
     def problem(self, path: Path | str, line: int, fld: str, message: str) -> None:
         self.problems.append(Problem(path if isinstance(path, str) else self.rel(path), line, fld, message))
 
+    def inside(self, path: Path) -> bool:
+        """Whether ``path`` may be read: no symbolic link on the way from the root, and it resolves
+        inside the repo. Reports it (once) when not: nothing outside the repo is ever read."""
+        try:
+            parts = path.relative_to(self.root).parts
+        except ValueError:
+            parts = None
+        node, ok = self.root, parts is not None
+        for part in parts or ():
+            node = node / part
+            if node.is_symlink():
+                ok = False
+                break
+        real = Path(os.path.realpath(path))
+        if ok and (real == self.root or self.root in real.parents):
+            return True
+        self.problems.append(Problem(self.rel(node) if parts is not None else str(path), 0, "", OUTSIDE))
+        return False
+
     def read(self, path: Path, model: type[M]) -> Optional[Source[M]]:
         rel = self.rel(path)
+        if not self.inside(path):
+            return None
         try:
-            raw = path.read_bytes()
+            # O_NOFOLLOW: a file swapped for a link after the check above is still not followed
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    self.problem(rel, 0, "", "not a regular file")
+                    return None
+                raw = fh.read(MAX_INPUT_BYTES + 1)
         except OSError as exc:
             self.problem(rel, 0, "", f"cannot read file: {exc.strerror}")
             return None
@@ -93,14 +126,21 @@ class _Reader:
         except YamlProblem as exc:
             self.problem(rel, exc.line, exc.field, exc.message)
             return None
+        except RecursionError:
+            self.problem(rel, 0, "", "nested too deeply (no input file needs more than a few levels)")
+            return None
         try:
             obj = model.model_validate(doc.data)
+        except RecursionError:
+            self.problem(rel, 0, "", "nested too deeply (no input file needs more than a few levels)")
+            return None
         except ValidationError as exc:
             for err in exc.errors(include_url=False):
                 loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
                 # pydantic reports Annotated/union branches as extra loc parts; keep only real fields
                 loc = _real_path(doc.data, loc)
-                self.problem(rel, doc.line_of(loc), field_name(loc) or "(document)", _message(err))
+                fld = field_name(loc).encode("unicode_escape").decode("ascii")  # a key may hold a newline
+                self.problem(rel, doc.line_of(loc), fld or "(document)", _message(err))
             return None
         return Source(obj, rel, doc, hashlib.sha256(raw).hexdigest())
 
@@ -136,19 +176,48 @@ def _message(err: dict) -> str:
     return msg
 
 
-def _files_sha256(folder: Path) -> str:
+def _files_sha256(reader: _Reader, folder: Path) -> Optional[str]:
+    """sha256 over every file of a catalog version folder, or None (reported) when one of them is a
+    symbolic link, not a regular file, too big, or there are too many."""
+    files, ok = [], True
+    for top, dirs, names in os.walk(folder, followlinks=False):
+        for name in sorted(dirs + names):
+            path = Path(top) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                ok = reader.inside(path) and ok
+            elif stat.S_ISREG(mode):
+                if path.lstat().st_size > MAX_CATALOG_FILE_BYTES:
+                    reader.problem(path, 0, "", f"larger than {MAX_CATALOG_FILE_BYTES >> 20} MiB")
+                    ok = False
+                files.append(path)
+            elif not stat.S_ISDIR(mode):
+                reader.problem(path, 0, "", "not a regular file")
+                ok = False
+    if len(files) > MAX_CATALOG_FILES or sum(p.lstat().st_size for p in files) > MAX_CATALOG_BYTES:
+        reader.problem(folder, 0, "", f"more than {MAX_CATALOG_FILES} files or {MAX_CATALOG_BYTES >> 20} MiB in one "
+                                      "catalog version")
+        ok = False
+    if not ok:
+        return None
     h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        data = path.read_bytes()
+    for path in sorted(files):
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
+            data = fh.read(MAX_CATALOG_FILE_BYTES + 1)
         h.update(path.relative_to(folder).as_posix().encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
     return h.hexdigest()
 
 
+def _listing(reader: _Reader, folder: Path) -> list[Path]:
+    """The entries of a folder the loader may read (no dot files; links and escapes reported)."""
+    if not reader.inside(folder):
+        return []
+    return [p for p in sorted(folder.iterdir()) if not p.name.startswith(".") and reader.inside(p)]
+
+
 def _yaml_files(reader: _Reader, folder: Path) -> list[Path]:
     out = []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith("."):
-            continue
+    for path in _listing(reader, folder):
         if path.is_file() and path.suffix == ".yaml":
             out.append(path)
         else:
@@ -190,17 +259,18 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
     if not cat_dir.is_dir():
         reader.problem("catalog", 0, "", "missing folder catalog/ (catalog/<plugin>/<version>/plugin.yaml)")
     else:
-        for plugin_dir in sorted(p for p in cat_dir.iterdir() if not p.name.startswith(".")):
+        for plugin_dir in _listing(reader, cat_dir):
             if not plugin_dir.is_dir():
                 reader.problem(plugin_dir, 0, "", "unexpected file: catalog/ holds one folder per plugin")
                 continue
-            for version_dir in sorted(p for p in plugin_dir.iterdir() if not p.name.startswith(".")):
+            for version_dir in _listing(reader, plugin_dir):
                 manifest = version_dir / "plugin.yaml"
-                if not manifest.is_file():
+                files_sha256 = _files_sha256(reader, version_dir) if version_dir.is_dir() else None
+                if not manifest.is_file() and not manifest.is_symlink():
                     reader.problem(version_dir, 0, "", "missing plugin.yaml in this catalog version folder")
                     continue
                 src = reader.read(manifest, Plugin)
-                if not src:
+                if not src or files_sha256 is None:
                     broken.add((plugin_dir.name, version_dir.name))
                     continue
                 _name_matches(reader, src, plugin_dir.name, "catalog folder name")
@@ -209,17 +279,17 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
                                    f"{src.model.metadata.version!r} differs from the folder name {version_dir.name!r}")
                 sig = version_dir / "signature.json"
                 mig_dir = version_dir / "migrations"
-                migrations = tuple(sorted(mig_dir.glob("*.sql"))) if mig_dir.is_dir() else ()
+                migrations = tuple(p for p in _listing(reader, mig_dir) if p.suffix == ".sql") if mig_dir.is_dir() else ()
                 if migrations and src.model.spec.database is None:
                     reader.problem(src.path, src.line("spec"), "spec.database",
                                    "the version ships migrations/ but declares no database")
                 catalog[(plugin_dir.name, version_dir.name)] = CatalogVersion(
-                    src, version_dir, _files_sha256(version_dir), sig if sig.is_file() else None, migrations
+                    src, version_dir, files_sha256, sig if sig.is_file() else None, migrations
                 )
 
     environments = []
     env_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in RESERVED
-                      and (p / "platform.yaml").is_file())
+                      and (p / "platform.yaml").is_file() and reader.inside(p))
     if only_env is not None:
         if only_env not in [p.name for p in env_dirs]:
             raise InputError([Problem(only_env, 0, "--env", f"no environment {only_env!r} (no {only_env}/platform.yaml)")])
@@ -227,7 +297,7 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
     if not env_dirs:
         reader.problem(".", 0, "", "no environment found (no <env>/platform.yaml)")
     for env_dir in env_dirs:
-        if not DNS_LABEL_RE.match(env_dir.name) or len(env_dir.name) > 63:
+        if not DNS_LABEL_RE.fullmatch(env_dir.name) or len(env_dir.name) > 63:
             reader.problem(env_dir, 0, "", "an environment folder name must be a DNS label")
             continue
         platform = reader.read(env_dir / "platform.yaml", Platform)
@@ -235,14 +305,12 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
             _name_matches(reader, platform, env_dir.name, "environment folder name")
         tenants = []
         tenants_dir = env_dir / "tenants"
-        for tenant_dir in sorted(tenants_dir.iterdir()) if tenants_dir.is_dir() else []:
-            if tenant_dir.name.startswith("."):
-                continue
+        for tenant_dir in _listing(reader, tenants_dir) if tenants_dir.is_dir() else []:
             if not tenant_dir.is_dir():
                 reader.problem(tenant_dir, 0, "", "unexpected file: tenants/ holds one folder per tenant id")
                 continue
             tenant_file = tenant_dir / "tenant.yaml"
-            if not tenant_file.is_file():
+            if not tenant_file.is_file() and not tenant_file.is_symlink():
                 reader.problem(tenant_dir, 0, "", "missing tenant.yaml in this tenant folder")
                 continue
             tenant = reader.read(tenant_file, Tenant)

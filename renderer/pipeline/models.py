@@ -15,21 +15,23 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from renderer.core import quantity
 from renderer.core.semver import is_semver
 from renderer.pipeline.podmodels import DEFAULT_RUN_AS, DEFAULT_SHUTDOWN, LabelKey, LabelValue, RunAs, Shutdown
+from renderer.pipeline import reserved
+from renderer.pipeline.reserved import FIXED_OBJECT_NAMES, PLATFORM_ENV_NAMES, reserved_schema  # noqa: F401
 
 API_VERSION = "plugins.adapstory.io/v1"
 
-DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SECRET_NAME_RE = re.compile(r"^[-._a-zA-Z0-9]+$")
-VAULT_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-PROBE_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+SECRET_NAME_RE = re.compile(r"^[-._a-zA-Z0-9]+\Z")
+VAULT_SEGMENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+TOPIC_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+PROBE_PATH_RE = re.compile(r"^/[A-Za-z0-9._~/-]*\Z")
 # repository[:tag]@sha256:<64 hex>; repository = host[:port]/path, lowercase path components
 IMAGE_RE = re.compile(
     r"^(?P<repo>(?P<host>[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?)"
     r"(?P<path>(/[a-z0-9]+([._-][a-z0-9]+)*)+))"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?"
-    r"(@(?P<digest>sha256:[0-9a-f]{64}))?$"
+    r"(@(?P<digest>sha256:[0-9a-f]{64}))?\Z"
 )
 
 
@@ -37,7 +39,7 @@ def _label(what: str, limit: int):
     """A lowercase DNS-label-shaped name of at most ``limit`` characters (names, tenant ids)."""
 
     def check(value: str) -> str:
-        if len(value) > limit or not DNS_LABEL_RE.match(value):
+        if len(value) > limit or not DNS_LABEL_RE.fullmatch(value):
             raise ValueError(
                 f"{value!r} is not {what} (lowercase letters, digits and '-', starting and ending "
                 f"with a letter or digit, at most {limit} characters)"
@@ -49,6 +51,18 @@ def _label(what: str, limit: int):
 
 _dns_label = _label("a DNS label", 63)
 _tenant_id = _label("a tenant id", 36)
+
+
+def _plugin_name(value: str) -> str:
+    return reserved.plugin_name(_dns_label(value))
+
+
+def _own_env_name(value: str) -> str:
+    return reserved.own_env_name(value)
+
+
+def _schema_name(value: str) -> str:
+    return reserved.schema_name(value)
 
 
 def _semver(value: str) -> str:
@@ -64,7 +78,7 @@ def _quantity(value: str | int) -> str:
 
 def _vault_key(value: str) -> str:
     segments = value.split("/")
-    bad = [s for s in segments if not VAULT_SEGMENT_RE.match(s) or s in (".", "..")]
+    bad = [s for s in segments if not VAULT_SEGMENT_RE.fullmatch(s) or s in (".", "..")]
     if bad or not value:
         raise ValueError(
             f"{value!r} is not a Vault key: use '/'-separated segments of [A-Za-z0-9._-] that start "
@@ -75,7 +89,7 @@ def _vault_key(value: str) -> str:
 
 def _pattern(regex: re.Pattern, what: str):
     def check(value: str) -> str:
-        if not regex.match(value):
+        if not regex.fullmatch(value):
             raise ValueError(f"{value!r} is not {what}")
         return value
 
@@ -83,11 +97,13 @@ def _pattern(regex: re.Pattern, what: str):
 
 
 DnsLabel = Annotated[str, AfterValidator(_dns_label)]
+PluginName = Annotated[str, AfterValidator(_plugin_name)]
 TenantId = Annotated[str, AfterValidator(_tenant_id)]
 SemVer = Annotated[str, AfterValidator(_semver)]
 Quantity = Annotated[str | int, AfterValidator(_quantity)]
 VaultKey = Annotated[str, AfterValidator(_vault_key)]
-EnvName = Annotated[str, AfterValidator(_pattern(ENV_NAME_RE, "an environment variable name"))]
+EnvName = Annotated[str, Field(max_length=256), AfterValidator(_pattern(ENV_NAME_RE, "an environment variable name")),
+                    AfterValidator(_own_env_name)]
 SecretName = Annotated[str, Field(max_length=253), AfterValidator(_pattern(SECRET_NAME_RE, "a secret name ([-._a-zA-Z0-9]+)"))]
 Topic = Annotated[str, Field(max_length=200), AfterValidator(_pattern(TOPIC_RE, "a Kafka topic name ([A-Za-z0-9._-])"))]
 ProbePath = Annotated[str, Field(max_length=256), AfterValidator(_pattern(PROBE_PATH_RE, "an HTTP path"))]
@@ -119,6 +135,8 @@ class PublisherSpec(Strict):
     cosign: Optional[CosignKey] = None
     keyless: Optional[KeylessIdentity] = None
     registries: Annotated[list[Annotated[str, Field(min_length=1, max_length=255)]], Field(min_length=1)]
+    # the catalog plugin names this publisher owns: no other publisher may ship a version of them
+    plugins: Annotated[list[PluginName], Field(max_length=1000)]
 
     @model_validator(mode="after")
     def _one_trust(self):
@@ -141,7 +159,7 @@ class Publisher(Strict):
 
 
 class PluginMeta(Strict):
-    name: DnsLabel
+    name: PluginName
     publisher: DnsLabel
     version: SemVer
 
@@ -170,9 +188,12 @@ class Resources(Strict):
         return self
 
 
+MAX_COUNT = 2**53  # every count (tokens, requests) stays exact in JSON and float
+
+
 class Budgets(Strict):
-    llmTokensPerDay: Annotated[int, Field(ge=0)]
-    requestsPerSecond: Annotated[int, Field(ge=1)]
+    llmTokensPerDay: Annotated[int, Field(ge=0, le=MAX_COUNT)]
+    requestsPerSecond: Annotated[int, Field(ge=1, le=MAX_COUNT)]
 
 
 class Replicas(Strict):
@@ -192,7 +213,7 @@ class Kafka(Strict):
 
 
 class Database(Strict):
-    schema_: Optional[Annotated[str, Field(max_length=63), AfterValidator(_pattern(re.compile(r"^[a-z_][a-z0-9_]*$"), "a PostgreSQL schema name ([a-z_][a-z0-9_]*)"))]] = Field(None, alias="schema")
+    schema_: Optional[Annotated[str, Field(max_length=63), AfterValidator(_pattern(re.compile(r"[a-z_][a-z0-9_]*"), "a PostgreSQL schema name ([a-z_][a-z0-9_]*)")), AfterValidator(_schema_name)]] = Field(None, alias="schema")
 
 
 class Probes(Strict):
@@ -201,7 +222,7 @@ class Probes(Strict):
 
 
 def _image(value: str) -> str:
-    m = IMAGE_RE.match(value)
+    m = IMAGE_RE.fullmatch(value)
     if not m:
         raise ValueError(f"{value!r} is not a valid image reference (host/path[:tag]@sha256:<64 hex>)")
     if not m.group("digest"):
@@ -256,8 +277,8 @@ class Ceilings(Strict):
     cpu: Quantity
     memory: Quantity
     storage: Quantity
-    llmTokensPerDay: Annotated[int, Field(ge=0)]
-    requestsPerSecond: Annotated[int, Field(ge=0)]
+    llmTokensPerDay: Annotated[int, Field(ge=0, le=MAX_COUNT)]
+    requestsPerSecond: Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class TenantSpec(Strict):
@@ -273,8 +294,8 @@ class Tenant(Strict):
 
 
 class BudgetOverrides(Strict):
-    llmTokensPerDay: Optional[Annotated[int, Field(ge=0)]] = None
-    requestsPerSecond: Optional[Annotated[int, Field(ge=1)]] = None
+    llmTokensPerDay: Optional[Annotated[int, Field(ge=0, le=MAX_COUNT)]] = None
+    requestsPerSecond: Optional[Annotated[int, Field(ge=1, le=MAX_COUNT)]] = None
 
 
 class ReplicaOverrides(Strict):
@@ -293,10 +314,14 @@ class InstallSpec(Strict):
     overrides: Overrides = Overrides()
 
 
+class InstallMeta(Strict):
+    name: PluginName
+
+
 class PluginInstall(Strict):
     apiVersion: Literal["plugins.adapstory.io/v1"]
     kind: Literal["PluginInstall"]
-    metadata: NameMeta
+    metadata: InstallMeta
     spec: InstallSpec
 
 
@@ -342,8 +367,13 @@ class KafkaPlatform(Strict):
             raise ValueError("kafka.groupPrefix must contain {tenant} and {plugin}: a group prefix belongs to one bundle")
         for text in (self.topicPrefix, self.groupPrefix):
             bare = text.replace("{tenant}", "").replace("{plugin}", "")
-            if "{" in bare or "}" in bare or "*" in bare or not re.match(r"^[A-Za-z0-9._-]*$", bare):
+            if "{" in bare or "}" in bare or "*" in bare or not re.fullmatch(r"[A-Za-z0-9._-]*", bare):
                 raise ValueError(f"{text!r}: only {{tenant}}, {{plugin}} and [A-Za-z0-9._-] are allowed")
+            # a placeholder must end where a tenant id or plugin name cannot go on ('.' or '_'):
+            # else tenant "a"'s names ("a-...") would also be the prefix of tenant "a-b"'s
+            if re.search(r"\{(tenant|plugin)\}(?![._])", text):
+                raise ValueError(f"{text!r}: follow {{tenant}} and {{plugin}} with '.' or '_', so that one tenant's "
+                                 "prefix is never the start of another's")
         return self
 
 
@@ -354,7 +384,7 @@ class DatabasePlatform(Strict):
 
     @model_validator(mode="after")
     def _rule(self):
-        if "{tenant}" not in self.name or not re.match(r"^[a-z_][a-z0-9_]*$", self.name.replace("{tenant}", "x")):
+        if "{tenant}" not in self.name or not re.fullmatch(r"[a-z_][a-z0-9_]*", self.name.replace("{tenant}", "x")):
             raise ValueError("database.name must contain {tenant} and otherwise only [a-z0-9_]")
         return self
 
@@ -377,6 +407,18 @@ class Defaults(Strict):
     maxContainerMemory: Quantity = "8Gi"
     securityContext: RunAs = DEFAULT_RUN_AS  # for plugins whose manifest names no UID
     shutdown: Shutdown = DEFAULT_SHUTDOWN  # for plugins whose manifest says nothing
+
+
+class Maxima(Strict):
+    """What the platform lets a tenant claim at most: a tenant.yaml's ceilings above these, or a
+    plugin's (or override's) replicas.max above ``replicas``, are rejected."""
+
+    cpu: Quantity = "64"
+    memory: Quantity = "256Gi"
+    storage: Quantity = "1Ti"
+    llmTokensPerDay: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 100_000_000
+    requestsPerSecond: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 5_000
+    replicas: Annotated[int, Field(ge=1, le=1000)] = 50
 
 
 class Observability(Strict):
@@ -408,6 +450,7 @@ class PlatformSpec(Strict):
     database: DatabasePlatform
     observability: Observability
     defaults: Defaults = Defaults()
+    maxima: Maxima = Maxima()
 
     @model_validator(mode="after")
     def _targets(self):

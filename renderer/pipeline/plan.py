@@ -21,7 +21,8 @@ from renderer import __version__
 from renderer.core import layout, quantity
 from renderer.core.errors import InputError, Problem
 from renderer.pipeline.load import CatalogVersion, EnvironmentInput, Inputs, Source
-from renderer.pipeline.models import IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant
+from renderer.pipeline.models import (IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant,
+                                      reserved_schema)
 from renderer.trust.signatures import registry_prefix_matches
 
 K8S_NAME_LIMIT = 63  # DNS label: namespaces, label values
@@ -143,6 +144,18 @@ def plan(inputs: Inputs, shaping_digest: str, only: Optional[str] = None) -> tup
 
 
 def _check_catalog(inputs: Inputs, problems: list[Problem]) -> None:
+    # A plugin name belongs to the one publisher whose spec.plugins lists it (README: names have owners)
+    owners: dict[str, list[tuple[str, Source, int]]] = defaultdict(list)
+    for pub_name, pub in sorted(inputs.publishers.items()):
+        for i, plugin_name in enumerate(pub.model.spec.plugins):
+            owners[plugin_name].append((pub_name, pub, i))
+    for plugin_name, claims in sorted(owners.items()):
+        if len(claims) > 1:
+            who = " and ".join(repr(c[0]) for c in claims)
+            for _, pub, i in claims:
+                problems.append(Problem(pub.path, pub.line("spec", "plugins", i), f"spec.plugins[{i}]",
+                                        f"plugin {plugin_name!r} is claimed by publishers {who}; a plugin name "
+                                        "belongs to one publisher"))
     for cv in inputs.catalog.values():
         src: Source[Plugin] = cv.plugin
         meta, spec = src.model.metadata, src.model.spec
@@ -153,6 +166,16 @@ def _check_catalog(inputs: Inputs, problems: list[Problem]) -> None:
             problems.append(Problem(src.path, src.line("metadata", "publisher"), "metadata.publisher",
                                     f"unknown publisher {meta.publisher!r}: add publishers/{meta.publisher}.yaml"))
             continue
+        if meta.name not in publisher.model.spec.plugins:
+            owner = [c[0] for c in owners.get(meta.name, [])]
+            why = (f"the name belongs to publisher {owner[0]!r}" if len(owner) == 1 else
+                   f"publishers/{meta.publisher}.yaml does not list it in spec.plugins")
+            problems.append(Problem(src.path, src.line("metadata", "publisher"), "metadata.publisher",
+                                    f"publisher {meta.publisher!r} may not publish plugin {meta.name!r}: {why}"))
+        if spec.database is not None and spec.database.schema_ is None and reserved_schema(meta.name.replace("-", "_")):
+            problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
+                                    f"the default schema {meta.name.replace('-', '_')!r} is a PostgreSQL system schema "
+                                    "(public, information_schema, pg_*): set spec.database.schema"))
         repo = IMAGE_RE.match(spec.image).group("repo")
         prefixes = publisher.model.spec.registries
         if not any(registry_prefix_matches(repo, p) for p in prefixes):
@@ -171,6 +194,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
         tenant_src: Source[Tenant] = tenant_input.tenant
         tenant = tenant_src.model
         tenant_id = tenant.metadata.name
+        _check_maxima(tenant_src, platform_src, problems)
         totals: dict[str, Fraction] = defaultdict(Fraction)
         contributors: list[str] = []
         for inst_src in tenant_input.installs:
@@ -191,6 +215,13 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 continue  # reported once by _check_catalog
             spec, ok = _resolve(plugin, inst, inst_src, problems)
             if not ok:
+                continue
+            if spec.replicas.max > platform.maxima.replicas:
+                overridden = inst.spec.overrides.replicas is not None and inst.spec.overrides.replicas.max is not None
+                where = (inst_src, ("spec", "overrides", "replicas", "max")) if overridden else (cv.plugin, ("spec", "replicas", "max"))
+                problems.append(Problem(where[0].path, where[0].line(*where[1]), ".".join(where[1]),
+                                        f"replicas.max {spec.replicas.max} is above the platform's maximum "
+                                        f"{platform.maxima.replicas} ({platform_src.path} spec.maxima.replicas)"))
                 continue
             egress = []
             for i, target in enumerate(spec.egress):
@@ -249,6 +280,18 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                                         f"{who} map to the same {kind} {value!r} in environment {env.name}; "
                                         "rename one plugin or tenant"))
     return sorted(bundles, key=lambda b: (b.tenant, b.plugin))
+
+
+def _check_maxima(tenant_src: Source, platform_src: Source, problems: list[Problem]) -> None:
+    """A tenant's ceilings stay within what the platform lets any tenant claim (spec.maxima)."""
+    maxima = platform_src.model.spec.maxima
+    for key in ("cpu", "memory", "storage", "llmTokensPerDay", "requestsPerSecond"):
+        most = getattr(maxima, key)
+        most = quantity.parse(most) if key in ("cpu", "memory", "storage") else Fraction(most)
+        if _ceiling(tenant_src.model, key) > most:
+            problems.append(Problem(tenant_src.path, tenant_src.line("spec", "ceilings", key), f"spec.ceilings.{key}",
+                                    f"{_show(key, _ceiling(tenant_src.model, key))} is above the platform's maximum "
+                                    f"{_show(key, most)} ({platform_src.path} spec.maxima.{key})"))
 
 
 def _resolve(plugin: Plugin, inst: PluginInstall, src: Source, problems: list[Problem]):

@@ -291,8 +291,9 @@ def bundle_context(plan: BundlePlan) -> dict:
                 {"name": "KAFKA_TOPIC_PREFIX", "value": names.topic_prefix}]
     if spec.database is not None:
         env += [{"name": "PGDATABASE", "value": names.database}, {"name": "PGSCHEMA", "value": names.schema}]
-    reserved = {e["name"] for e in env}
-    env += [{"name": k, "value": v} for k, v in sorted(spec.env.items()) if k not in reserved]
+    # models.PLATFORM_ENV_NAMES keeps the manifest's and the overrides' names apart from these:
+    # a name set twice is never silently dropped or shadowed
+    env += [{"name": k, "value": v} for k, v in sorted(spec.env.items())]
     secret_env = [{"name": s.env, "secret": names.secret, "key": s.name} for s in spec.secrets if s.env]
     if spec.database is not None:
         secret_env += [{"name": "PGUSER", "secret": "db-credentials", "key": "username"},
@@ -300,6 +301,10 @@ def bundle_context(plan: BundlePlan) -> dict:
                        {"name": "PGHOST", "secret": "db-credentials", "key": "endpoint"},
                        {"name": "PGPORT", "secret": "db-credentials", "key": "port"}]
     secret_env.sort(key=lambda e: e["name"])
+    names_set = [e["name"] for e in env + secret_env]
+    if len(names_set) != len(set(names_set)):
+        raise TemplateError(f"{plan.path}: environment variables set twice: "
+                            f"{', '.join(sorted({n for n in names_set if names_set.count(n) > 1}))}")
     kafka = None
     if _uses_kafka(plan):
         acls = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -102,6 +103,7 @@ class BundleGates:
 
 
 TENANT_LABEL = "plugins.adapstory.io/tenant"
+TOPIC_PREFIX_ANNOTATION = "plugins.adapstory.io/topic-prefix"
 PLUGIN_LABEL = "plugins.adapstory.io/plugin"
 
 
@@ -113,7 +115,7 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
     acl_names: list[tuple[str, str]] = []
     peers: list[tuple[str, str]] = []  # (file: kind/name, namespace or "*")
     namespaces: set[str] = set()
-    tenant = plugin = ""
+    tenant = plugin = topic_prefix = ""
     for fname, obj in objects:
         meta = obj.get("metadata") or {}
         labels = meta.get("labels") or {}
@@ -127,6 +129,8 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
             namespaces.add(meta["namespace"])
         if kind == "KafkaUser":
             claims.append(("KafkaUser", f"{meta.get('namespace', '')}/{meta.get('name', '')}"))
+            annotations = meta.get("annotations")
+            topic_prefix = str(annotations.get(TOPIC_PREFIX_ANNOTATION, "")) if isinstance(annotations, dict) else ""
             for acl in (spec.get("authorization") or {}).get("acls") or []:
                 res = acl.get("resource") or {}
                 acl_names.append((f"{fname}: {_id(obj)}", res.get("name", "")))
@@ -151,7 +155,7 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
                     for peer in targets:
                         peers.append((f"{fname}: {_id(obj)}", _peer_namespace(peer)))
     return {"bundle": path, "tenant": tenant, "plugin": plugin, "claims": sorted(set(claims)),
-            "acl_names": acl_names, "peers": peers, "namespaces": sorted(namespaces)}
+            "acl_names": acl_names, "peers": peers, "namespaces": sorted(namespaces), "topic_prefix": topic_prefix}
 
 
 def _peer_namespace(peer: dict) -> str:
@@ -167,13 +171,46 @@ def _peer_namespace(peer: dict) -> str:
     return labels["kubernetes.io/metadata.name"]
 
 
-class EnvironmentAudit:
-    """Isolation across all bundles of one environment, by the ownership rules of CONTRACT §2."""
+def _names_tenant(text: str, tenant: str) -> bool:
+    """Whether ``text`` holds ``tenant`` as a whole id (not inside a longer name), followed by '.' or '_'."""
+    return re.search(rf"(?<![a-z0-9-]){re.escape(tenant)}[._]", text) is not None
 
-    def __init__(self, env: str, facts: list[dict], project: Optional[tuple[str, dict]]):
+
+class EnvironmentAudit:
+    """Isolation across all bundles of one environment, by the ownership rules of CONTRACT §2.
+
+    A tenant's topic namespace is its topic prefix: platform.yaml's ``kafka.topicPrefix`` with
+    ``{tenant}`` filled in when ``topic_prefix`` (that rule) is given, else the prefix each
+    KafkaUser records (``plugins.adapstory.io/topic-prefix``), which must then be one per tenant
+    and contain the tenant id. A topic ACL belongs to the tenant whose prefix it starts with, and
+    no tenant's prefix may start another's: no guessing from dot-separated parts."""
+
+    def __init__(self, env: str, facts: list[dict], project: Optional[tuple[str, dict]],
+                 topic_prefix: Optional[str] = None):
         self.env = env
         self.facts = sorted(facts, key=lambda f: f["bundle"])
         self.project = project
+        self.topic_prefix = topic_prefix
+
+    def _prefixes(self, out: list[str]) -> dict[str, str]:
+        """tenant -> its topic prefix (empty when unknown); reports inconsistent claims."""
+        prefixes: dict[str, str] = {}
+        for f in self.facts:
+            if not f["tenant"] or not any(k == "KafkaUser" for k, _ in f["claims"]):
+                continue
+            recorded = f.get("topic_prefix", "")
+            want = self.topic_prefix.replace("{tenant}", f["tenant"]) if self.topic_prefix else recorded
+            where = f"{f['bundle']}: KafkaUser: isolation-topic-prefix:"
+            if recorded != want or not _names_tenant(want, f["tenant"]):
+                out.append(f"{where} recorded topic prefix {recorded!r} is not tenant {f['tenant']}'s "
+                           f"({want!r})" if self.topic_prefix else f"{where} recorded topic prefix {recorded!r} "
+                           f"does not contain tenant id {f['tenant']}")
+                want = self.topic_prefix.replace("{tenant}", f["tenant"]) if self.topic_prefix else ""
+            if prefixes.get(f["tenant"], want) != want:
+                out.append(f"{where} topic prefix {want!r} differs from {prefixes[f['tenant']]!r} of tenant "
+                           f"{f['tenant']}'s other bundles")
+            prefixes.setdefault(f["tenant"], want)
+        return prefixes
 
     def violations(self) -> list[str]:
         out: list[str] = []
@@ -189,15 +226,35 @@ class EnvironmentAudit:
         tenant_bundle: dict[str, str] = {}
         for f in self.facts:
             tenant_bundle.setdefault(f["tenant"], f["bundle"])
+        prefixes = self._prefixes(out)
+        for tenant, prefix in sorted(prefixes.items()):
+            for other, theirs in sorted(prefixes.items()):
+                if other != tenant and prefix and theirs and theirs.startswith(prefix):
+                    out.append(f"{tenant_bundle[tenant]}: KafkaUser: isolation-topic-prefix: tenant {tenant}'s topic "
+                               f"prefix {prefix!r} also covers tenant {other}'s {theirs!r}")
+        groups = sorted({v for f in self.facts for k, v in f["claims"] if k == "consumer-group prefix"})
+        group_owner = {v: f["bundle"] for f in self.facts for k, v in f["claims"] if k == "consumer-group prefix"}
+        for g in groups:
+            for h in groups:
+                if g != h and h.startswith(g):
+                    out.append(f"{group_owner[g]}: KafkaUser: isolation-group-prefix: consumer-group prefix {g!r} "
+                               f"also covers {h!r} of {group_owner[h]}")
         for f in self.facts:
+            own_groups = {v for k, v in f["claims"] if k == "consumer-group prefix"}
             for where, name in f["acl_names"]:
-                if f["tenant"] and f["tenant"] not in name:
+                if name in own_groups:
+                    if f["tenant"] and not _names_tenant(name, f["tenant"]):
+                        out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: group {name!r} does not name "
+                                   f"tenant {f['tenant']}")
+                    continue
+                prefix = prefixes.get(f["tenant"], "")
+                if not prefix or not name.startswith(prefix):
                     out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} lies outside tenant "
-                               f"{f['tenant']}'s topic namespace")
-                # a tenant id is a whole dot-separated part of a name in that tenant's namespace
-                for other in sorted({part for part in name.split(".") if part in tenant_bundle} - {f["tenant"], ""}):
-                    out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} touches tenant "
-                               f"{other}'s topic namespace (owned by {tenant_bundle[other]})")
+                               f"{f['tenant']}'s topic namespace{f' ({prefix!r})' if prefix else ''}")
+                for other, theirs in sorted(prefixes.items()):
+                    if other != f["tenant"] and theirs and name.startswith(theirs):
+                        out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} touches tenant "
+                                   f"{other}'s topic namespace (owned by {tenant_bundle[other]})")
             own = set(f["namespaces"])
             for where, ns in f["peers"]:
                 if ns == "*":

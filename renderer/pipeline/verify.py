@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from renderer.trust import signatures
+from renderer.trust import registry, signatures
 from renderer.core.errors import InputError, Problem, SignatureError
 from renderer.pipeline.load import Inputs
 from renderer.pipeline.plan import BundlePlan
@@ -20,6 +20,12 @@ from renderer.pipeline.plan import BundlePlan
 def verify(inputs: Inputs, plans: tuple[BundlePlan, ...], *, offline: bool,
            insecure_registries: frozenset[str], cache_dir: Optional[Path]) -> tuple[BundlePlan, ...]:
     """The plans, each with its ``VerifiedSignature``; raises ``InputError`` listing every rejection."""
+    with registry.run_deadline():  # one overall deadline for every registry request of the run
+        return _verify(inputs, plans, offline=offline, insecure_registries=insecure_registries, cache_dir=cache_dir)
+
+
+def _verify(inputs: Inputs, plans: tuple[BundlePlan, ...], *, offline: bool,
+            insecure_registries: frozenset[str], cache_dir: Optional[Path]) -> tuple[BundlePlan, ...]:
     results: dict = {}
     problems: list[Problem] = []
     for p in plans:

@@ -9,14 +9,19 @@ What it does (OCI distribution spec, read-only):
   index types); a manifest fetched by digest is checked against that digest;
 * ``GET /v2/<repo>/blobs/<digest>``, size-bounded, checked against its digest;
 * auth the way the registry announces it in ``WWW-Authenticate``: ``Bearer`` (token from the
-  announced realm, anonymous or with credentials) or ``Basic``. Credentials come from
-  ``RENDER_REGISTRY_USERNAME``/``RENDER_REGISTRY_PASSWORD``, else from a docker config file
-  (``$DOCKER_CONFIG/config.json``, ``~/.docker/config.json``, ``$REGISTRY_AUTH_FILE``), including
-  ``credsStore``/``credHelpers`` (``docker-credential-<name> get``);
+  announced realm, anonymous or with credentials) or ``Basic``. Credentials are per host: from
+  ``RENDER_REGISTRY_USERNAME``/``RENDER_REGISTRY_PASSWORD`` only for the host named by
+  ``RENDER_REGISTRY_HOST``, else from a docker config file (``$DOCKER_CONFIG/config.json``,
+  ``~/.docker/config.json``, ``$REGISTRY_AUTH_FILE``) entry for that host, including
+  ``credsStore``/``credHelpers`` (``docker-credential-<name> get``). They go to that host, and to
+  its token realm only when the realm is on the same host name (``auth.docker.io`` for Docker Hub);
 * HTTPS always, plain HTTP only for hosts listed as insecure; redirects (blob storage) are
-  followed, and the ``Authorization`` header never leaves the registry's host;
-* every request has a timeout; connection errors, timeouts, 429 and 5xx are retried a bounded
-  number of times with backoff, then reported as ``OutsideSystemError`` (exit 3).
+  followed to ``https`` only (``http`` only back to the same insecure host), and the
+  ``Authorization`` header never leaves the registry's host;
+* every read has a timeout, every request an overall deadline (``DEFAULT_REQUEST_DEADLINE``, a
+  watchdog closes a connection that drips), and a run one more (``run_deadline``); every response
+  body is size-bounded; connection errors, timeouts, 429 and 5xx are retried a bounded number
+  of times with backoff, then reported as ``OutsideSystemError`` (exit 3).
 
 A missing manifest is ``None`` (the caller decides what that means); content that is wrong
 (bad digest, oversized, not JSON) raises ``RegistryContentError``, which the caller turns into a
@@ -26,6 +31,8 @@ rejection. Only the standard library is used.
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import hashlib
 import http.client
 import json
@@ -33,14 +40,14 @@ import os
 import re
 import socket
 import ssl
-import subprocess
+import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from renderer.core.errors import OutsideSystemError
+from renderer.trust.credentials import DOCKER_HUB, Credentials, credentials_for  # noqa: F401 (public names)
 
 MANIFEST_MEDIA_TYPES = (
     "application/vnd.oci.image.manifest.v1+json",
@@ -57,13 +64,31 @@ MAX_RETRY_AFTER = 5.0  # seconds: a longer Retry-After is capped
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_BLOB_BYTES = 1024 * 1024  # signature payloads are a few hundred bytes
 MAX_REDIRECTS = 5
+MAX_TOKEN_BYTES = 64 * 1024
+DEFAULT_REQUEST_DEADLINE = 30.0  # seconds for one whole request: connect, headers and body
+DEFAULT_RUN_DEADLINE = 300.0  # seconds for every registry request of one run together
+DOCKER_HUB_AUTH = "auth.docker.io"
+_RUN_DEADLINE: contextvars.ContextVar[Optional[float]] = contextvars.ContextVar("registry_run_deadline", default=None)
 USER_AGENT = "plugin-bundle-renderer"
-DOCKER_HUB = "docker.io"
 DOCKER_HUB_API = "registry-1.docker.io"
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _CHALLENGE_PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
+
+
+@contextlib.contextmanager
+def run_deadline(seconds: float = DEFAULT_RUN_DEADLINE):
+    """Every registry request made inside this block ends by ``seconds`` from now (one run)."""
+    token = _RUN_DEADLINE.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _RUN_DEADLINE.reset(token)
+
+
+class _DeadlineExceeded(Exception):
+    pass
 
 
 class RegistryContentError(Exception):
@@ -135,100 +160,6 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-# ------------------------------------------------------------------------------------ credentials
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-
-
-def _config_files(environ: Mapping[str, str]) -> list[Path]:
-    files = []
-    if environ.get("DOCKER_CONFIG"):
-        files.append(Path(environ["DOCKER_CONFIG"]) / "config.json")
-    home = environ.get("HOME")
-    if home:
-        files.append(Path(home) / ".docker" / "config.json")
-    if environ.get("REGISTRY_AUTH_FILE"):
-        files.append(Path(environ["REGISTRY_AUTH_FILE"]))
-    if environ.get("XDG_RUNTIME_DIR"):
-        files.append(Path(environ["XDG_RUNTIME_DIR"]) / "containers" / "auth.json")
-    return files
-
-
-def _auth_key_host(key: str) -> str:
-    """``https://host/v1/`` or ``host/some/repo`` -> ``host``."""
-    if "://" in key:
-        key = key.split("://", 1)[1]
-    host = key.split("/", 1)[0].lower()
-    return DOCKER_HUB if host in ("index.docker.io", "registry-1.docker.io") else host
-
-
-def _from_helper(helper: str, host: str, timeout: float) -> Optional[Credentials]:
-    try:
-        out = subprocess.run(
-            [f"docker-credential-{helper}", "get"],
-            input=host.encode(),
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if out.returncode != 0:
-        return None
-    try:
-        data = json.loads(out.stdout)
-        return Credentials(str(data["Username"]), str(data["Secret"]))
-    except (ValueError, KeyError, TypeError):
-        return None
-
-
-def credentials_for(host: str, environ: Optional[Mapping[str, str]] = None) -> Optional[Credentials]:
-    """Credentials for a registry host, or None (anonymous).
-
-    ``RENDER_REGISTRY_USERNAME``/``RENDER_REGISTRY_PASSWORD`` win; then the first docker/containers
-    config file that knows the host (``auths.<host>.auth`` or ``username``/``password``, then
-    ``credHelpers.<host>``, then ``credsStore``). A host alias of Docker Hub matches docker.io.
-    """
-    env = os.environ if environ is None else environ
-    if env.get("RENDER_REGISTRY_USERNAME") and env.get("RENDER_REGISTRY_PASSWORD") is not None:
-        return Credentials(env["RENDER_REGISTRY_USERNAME"], env.get("RENDER_REGISTRY_PASSWORD", ""))
-    want = _auth_key_host(host)
-    for path in _config_files(env):
-        try:
-            config = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if not isinstance(config, dict):
-            continue
-        auths = config.get("auths") if isinstance(config.get("auths"), dict) else {}
-        for key, entry in auths.items():
-            if _auth_key_host(key) != want or not isinstance(entry, dict):
-                continue
-            if entry.get("auth"):
-                try:
-                    user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
-                    return Credentials(user, password)
-                except (ValueError, UnicodeDecodeError):
-                    continue
-            if entry.get("username") and entry.get("password") is not None:
-                return Credentials(str(entry["username"]), str(entry["password"]))
-        helpers = config.get("credHelpers") if isinstance(config.get("credHelpers"), dict) else {}
-        for key, helper in helpers.items():
-            if _auth_key_host(key) == want and isinstance(helper, str):
-                found = _from_helper(helper, host, DEFAULT_TIMEOUT)
-                if found:
-                    return found
-        if isinstance(config.get("credsStore"), str):
-            found = _from_helper(config["credsStore"], host, DEFAULT_TIMEOUT)
-            if found:
-                return found
-    return None
-
-
 # ------------------------------------------------------------------------------------ transport
 
 
@@ -266,6 +197,7 @@ class RegistryClient:
         backoff: float = DEFAULT_BACKOFF,
         environ: Optional[Mapping[str, str]] = None,
         sleep: Callable[[float], None] = time.sleep,
+        request_deadline: float = DEFAULT_REQUEST_DEADLINE,
     ):
         self.host = host
         self.api_host = DOCKER_HUB_API if host == DOCKER_HUB else host
@@ -276,6 +208,7 @@ class RegistryClient:
         self.backoff = backoff
         self.environ = os.environ if environ is None else environ
         self.sleep = sleep
+        self.request_deadline = request_deadline
         self._auth: Optional[str] = None  # Authorization header value for this host
         self._ssl = ssl.create_default_context()
         self.requests = 0  # HTTP requests sent (all hosts, all attempts); for tests and numbers
@@ -325,8 +258,8 @@ class RegistryClient:
         if resp.status in (401, 403):
             raise OutsideSystemError(
                 f"registry {self.host} denied access to {what} (HTTP {resp.status}); "
-                "give the renderer pull credentials: RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD, "
-                "or `docker login` (docker config file)"
+                "give the renderer pull credentials for this host: RENDER_REGISTRY_HOST with "
+                "RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD, or `docker login` (docker config file)"
             )
         raise OutsideSystemError(
             f"registry {self.host} answered HTTP {resp.status} for {what}; check the registry and retry"
@@ -342,7 +275,7 @@ class RegistryClient:
 
     def _authenticate(self, header: str, repo: str) -> bool:
         scheme, params = parse_challenge(header)
-        creds = credentials_for(self.host, self.environ)
+        creds = credentials_for(self.host, self.environ)  # this host's own, or None
         if scheme == "basic":
             if creds is None:
                 return False
@@ -366,18 +299,20 @@ class RegistryClient:
         sep = "&" if parsed.query else "?"
         token_url = realm + sep + urllib.parse.urlencode(query)
         headers = {}
+        if creds is not None and not self._same_host_realm(parsed):
+            creds = None  # a realm on another host gets an anonymous token request, never the credentials
         if creds is not None:
             basic = base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()
             headers["Authorization"] = f"Basic {basic}"
-        resp = self._request_following(token_url, headers, 64 * 1024, send_auth=False)
+        resp = self._request_following(token_url, headers, MAX_TOKEN_BYTES, send_auth=False)
         if resp.status in (401, 403):
             hint = (
                 "the credentials were refused" if creds else "anonymous pull is not allowed and no credentials were found"
             )
             raise OutsideSystemError(
                 f"registry {self.host}: token service {parsed.netloc} refused a pull token for {repo} "
-                f"(HTTP {resp.status}: {hint}); set RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD "
-                "or `docker login` to the registry"
+                f"(HTTP {resp.status}: {hint}); set RENDER_REGISTRY_HOST={self.host} with "
+                "RENDER_REGISTRY_USERNAME/RENDER_REGISTRY_PASSWORD, or `docker login` to the registry"
             )
         if resp.status != 200:
             raise OutsideSystemError(
@@ -393,6 +328,12 @@ class RegistryClient:
         self._auth = f"Bearer {token}"
         return True
 
+    def _same_host_realm(self, realm: urllib.parse.SplitResult) -> bool:
+        """A token realm may see this host's credentials only on the registry's own host name."""
+        own = urllib.parse.urlsplit(f"//{self.api_host}").hostname or ""
+        hosts = {own, DOCKER_HUB_AUTH} if self.host == DOCKER_HUB else {own}
+        return (realm.hostname or "") in hosts
+
     def _request_following(self, url: str, headers: dict[str, str], max_bytes: int, *, send_auth: bool) -> Response:
         """GET with retries, following redirects; Authorization only to the registry host itself."""
         for _ in range(MAX_REDIRECTS + 1):
@@ -404,8 +345,12 @@ class RegistryClient:
             if resp.status in (301, 302, 303, 307, 308) and resp.headers.get("location"):
                 target = urllib.parse.urljoin(url, resp.headers["location"])
                 tparsed = urllib.parse.urlsplit(target)
-                if tparsed.scheme == "http" and not self.insecure:
-                    raise OutsideSystemError(f"registry {self.host} redirected to plain HTTP ({tparsed.netloc}); refusing")
+                plain_ok = tparsed.scheme == "http" and self.insecure and tparsed.netloc == self.api_host
+                if tparsed.scheme != "https" and not plain_ok:
+                    raise OutsideSystemError(
+                        f"registry {self.host} redirected to {tparsed.scheme or '(no scheme)'}://{tparsed.netloc}; "
+                        "refusing: redirects are followed to https only (plain http only back to the same "
+                        "--insecure-registry host)")
                 url = target
                 if tparsed.netloc != parsed.netloc:
                     # never carry the registry's (or token service's) credentials to another host
@@ -422,6 +367,11 @@ class RegistryClient:
                 resp = self._request_once(url, headers, max_bytes)
             except RegistryContentError:
                 raise
+            except _DeadlineExceeded as exc:
+                raise OutsideSystemError(
+                    f"registry {url.netloc}: {exc}; the registry is too slow (or drips its answer): "
+                    "check it and retry, or verify offline with signature.json"
+                ) from None
             except ssl.SSLCertVerificationError as exc:
                 raise OutsideSystemError(
                     f"registry {url.netloc}: its TLS certificate is not trusted ({exc.verify_message or exc}); "
@@ -452,30 +402,66 @@ class RegistryClient:
         )
 
     def _request_once(self, url: urllib.parse.SplitResult, headers: dict[str, str], max_bytes: int) -> Response:
+        """One GET, over within ``request_deadline`` (and the run's deadline): a watchdog shuts the
+        socket down when it passes, so a server that drips bytes cannot hold the run."""
         self.requests += 1
+        now = time.monotonic()
+        deadline = now + self.request_deadline
+        run_end = _RUN_DEADLINE.get()
+        which = f"the {self.request_deadline:g}s deadline of one request"
+        if run_end is not None and run_end < deadline:
+            deadline, which = run_end, "the run's deadline for registry requests"
+        if deadline <= now:
+            raise _DeadlineExceeded(f"{which} has passed")
+        timeout = min(self.timeout, deadline - now)
         if url.scheme == "https":
             conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-                url.hostname or "", url.port, timeout=self.timeout, context=self._ssl
+                url.hostname or "", url.port, timeout=timeout, context=self._ssl
             )
+        elif url.scheme == "http":
+            conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=timeout)
         else:
-            conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=self.timeout)
+            raise OutsideSystemError(f"registry {self.host}: refusing the {url.scheme!r} URL scheme")
         target = url.path or "/"
         if url.query:
             target += "?" + url.query
+        fired = threading.Event()
+
+        def watchdog() -> None:
+            fired.set()
+            sock = conn.sock
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+        timer = threading.Timer(deadline - now, watchdog)
+        timer.daemon = True
+        timer.start()
         try:
-            conn.request("GET", target, headers={"User-Agent": USER_AGENT, **headers})
-            raw = conn.getresponse()
-            length = raw.getheader("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes and raw.status == 200:
-                raise RegistryContentError(
-                    f"{url.netloc}{url.path} is {length} bytes, more than the {max_bytes} allowed"
-                )
-            body = raw.read(max_bytes + 1)
-            if len(body) > max_bytes and raw.status == 200:
-                raise RegistryContentError(f"{url.netloc}{url.path} is more than the {max_bytes} bytes allowed")
-            return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, body)
+            return self._exchange(conn, url, target, headers, max_bytes, fired)
+        except (OSError, http.client.HTTPException):
+            if fired.is_set():
+                raise _DeadlineExceeded(f"{which} passed") from None
+            raise
         finally:
+            timer.cancel()
             conn.close()
+
+    @staticmethod
+    def _exchange(conn, url, target: str, headers: dict[str, str], max_bytes: int, fired: threading.Event) -> Response:
+        conn.request("GET", target, headers={"User-Agent": USER_AGENT, **headers})
+        raw = conn.getresponse()
+        length = raw.getheader("Content-Length")
+        if length and length.isdigit() and int(length) > max_bytes and raw.status == 200:
+            raise RegistryContentError(
+                f"{url.netloc}{url.path} is {length} bytes, more than the {max_bytes} allowed"
+            )
+        body = raw.read(max_bytes + 1)
+        if fired.is_set():
+            raise OSError("deadline passed")
+        if len(body) > max_bytes and raw.status == 200:
+            raise RegistryContentError(f"{url.netloc}{url.path} is more than the {max_bytes} bytes allowed")
+        return Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, body)
 
 
 def _describe(exc: BaseException) -> str:
