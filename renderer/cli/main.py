@@ -82,6 +82,7 @@ def _schemas(args: argparse.Namespace) -> None:
 COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
     "build": _build, "validate": _validate, "commit": _commit, "diff": _diff, "mark-good": _mark_good,
     "rollback": _rollback, "schemas": _schemas,
+    "migrations": lambda args: args.func(args),  # renderer/cli/migrations_cmd.py
 }
 
 

@@ -182,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--to", type=Path, required=True, metavar="DIR")
     imp.add_argument("--versions", default=None, help="comma-separated versions to write (default: every served one)")
     _formats(imp)
+    __import__("renderer.cli.migrations_cmd", fromlist=["register"]).register(sub)  # migrations check
     return p
 
 

@@ -31,42 +31,46 @@ migration runs, not about whether the old version survives it. Invalid SQL (squa
 The lowest catalog version has no previous version: no tenant can be rolled back from it to an
 older one, so its findings are warnings (invalid SQL is still an error).
 
-Squawk's own ``-- squawk-ignore`` / ``-- squawk-ignore-file`` comments are *not* honoured: they
-would let a publisher switch the gate off with one comment. The files are linted from copies in
-which every ``squawk-ignore`` is replaced by a same-length word (lines and columns do not move),
-from a scratch directory with an explicit empty config, so that no ``.squawk.toml`` in the
-environments repo (or above the working directory) can exclude rules either. The supported,
-checkable way to make a breaking change is the ``-- contract-since: X.Y.Z`` marker described in
-``docs/migrations.md``: it allows the blocking findings of its file only when the previous version
-is X.Y.Z or later, and ``rollback_floor`` tells the pipeline which running versions may then be
-moved to V.
+Squawk's ``squawk-ignore`` comments and ``.squawk.toml`` files are not honoured
+(``renderer.gates.squawk``); the checkable way to make a breaking change is the
+``-- contract-since: X.Y.Z`` marker (``docs/migrations.md``): it allows the blocking findings of
+its file only when the previous version is X.Y.Z or later; ``rollback_floor`` then tells the
+pipeline which running versions may be moved to V.
 
-``check_catalog`` checks each asked version together with the versions below it (its
-history): a tenant on an old version that upgrades to V runs every intermediate version's new
-files, so a breaking file in an unused intermediate version is as dangerous as one in V.
+Scope (``renderer.gates.sqlscope``, always blocking, the first version too): a migration runs as
+the plugin's role and must not change roles or privileges, run programs, install extensions or
+name any schema but the plugin's own. Symlinks (``migration-symlink``): a migrations/ folder that
+is a link, or a link in it, is rejected and never read, whatever it points at.
 
-Squawk runs once per version (all new files in one process, ~3 ms); its output is memoised in
-process by the sha256 of the file set (names and bytes), so 10,000 installs of one version, or
-two versions that add the same files, run it once. The memo is not persisted: at this cost a disk
-cache would not pay for its invalidation rules.
+``check_catalog`` checks each asked version together with the versions below it (its history):
+upgrading to V runs every intermediate version's new files. Squawk runs once per set of new files
+and is memoised in process by their content.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from renderer.core.errors import Problem, RendererBroken
+from renderer.core.errors import Problem
 from renderer.core.semver import Version, is_semver
+from renderer.gates import sqlscope
+from renderer.gates.migration_history import (
+    CONTRACT_MARKER_RE,
+    first_difference as _first_difference,
+    markers as _markers,
+    migrations as _migrations,
+    previous as _previous,
+    rollback_floor,
+    subdirs as _subdirs,
+    unsafe_move,
+    versions as _versions,
+)
+from renderer.gates.squawk import OPT_IN_RULES, SquawkFailed, _memo, lint, squawk_path, squawk_run_count
+
+__all__ = ["BLOCKING_RULES", "CONTRACT_MARKER_RE", "OPT_IN_RULES", "MigrationFinding", "SquawkFailed", "as_problems", "check_catalog",
+           "check_version", "rollback_floor", "squawk_path", "squawk_run_count", "unsafe_move"]
 
 # Squawk rules whose statements break code written for the schema before them (verified against
 # squawk 2.70.0). Each removes, renames, moves or retypes something the old version names, or
@@ -103,16 +107,10 @@ BLOCKING_RULES = frozenset(
         "ban-revoke",
     }
 )
-OPT_IN_RULES = ("ban-revoke",)
 SYNTAX_RULE = "syntax-error"
+MAX_MIGRATION_BYTES = 1 << 20  # 1 MiB: never parsed or linted beyond this
 
-CONTRACT_MARKER_RE = re.compile(r"^[ \t]*--[ \t]*contract-since:[ \t]*(\S+)[ \t]*\r?$")
-_IGNORE_RE = re.compile(rb"(?i)squawk-ignore")
-_IGNORE_NEUTRAL = b"squawk-nogate"  # same length: squawk's lines and columns stay right
 _DOC = "docs/migrations.md"
-
-_memo: dict[str, tuple["_Raw", ...]] = {}
-_runs = 0
 
 
 @dataclass(frozen=True, order=True)
@@ -124,36 +122,6 @@ class MigrationFinding:
     rule: str  # squawk's rule name, or migration-rewritten / -removed / -out-of-order, ...
     message: str
     blocking: bool
-
-
-@dataclass(frozen=True)
-class _Raw:
-    name: str
-    line: int  # 1-based
-    rule: str
-    message: str
-
-
-class SquawkFailed(RendererBroken):
-    """Squawk is missing, crashed or printed something that is not its JSON report."""
-
-    hint = "an installation problem of render: reinstall it with its dependencies (pip package squawk-cli) and run again"
-
-
-def squawk_path() -> str:
-    """The squawk binary: next to the running Python (its venv), else on PATH."""
-    local = Path(sys.executable).parent / "squawk"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    found = shutil.which("squawk")
-    if found:
-        return found
-    raise SquawkFailed("squawk is not installed: the migration gate cannot check PostgreSQL migrations")
-
-
-def squawk_run_count() -> int:
-    """How many squawk processes this process has started (the memo keeps it low)."""
-    return _runs
 
 
 def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFinding]:
@@ -169,7 +137,7 @@ def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFindi
     previous = _previous(catalog_plugin_dir, version)
     mig_dir = version_dir / "migrations"
     files = _migrations(version_dir)
-    findings: list[MigrationFinding] = []
+    findings: list[MigrationFinding] = _links(mig_dir)
     if previous is None:
         new = files
     else:
@@ -213,7 +181,18 @@ def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFindi
                             True,
                         )
                     )
-    findings.extend(_lint_new(mig_dir, new, version, previous))
+    big = {name for name, data in files.items() if len(data) > MAX_MIGRATION_BYTES}
+    findings.extend(MigrationFinding(mig_dir / name, 0, "migration-too-large", f"larger than {MAX_MIGRATION_BYTES} "
+                                     "bytes: split it into several files (or load bulk data another way)", True)
+                    for name in sorted(big & set(new)))
+    # Scope (PostgreSQL's parser) first: the new files, all of them when the version moves the
+    # plugin to another schema. What it cannot parse is rejected and never reaches squawk.
+    schema = sqlscope.plugin_schema(version_dir)
+    same = previous is not None and sqlscope.plugin_schema(catalog_plugin_dir / previous) == schema
+    scoped = _scope(mig_dir, {n: d for n, d in (new if same else files).items() if n not in big}, schema)
+    findings.extend(scoped)
+    skip = big | {f.path.name for f in scoped if f.rule == SYNTAX_RULE}
+    findings.extend(_lint_new(mig_dir, {n: d for n, d in new.items() if n not in skip}, version, previous))
     return sorted(findings)
 
 
@@ -269,89 +248,30 @@ def as_problems(findings: Iterable[MigrationFinding], root: Path) -> list[Proble
     return sorted(problems)
 
 
-def rollback_floor(catalog_plugin_dir: Path, version: str) -> str | None:
-    """The oldest version whose code may run on the schema that ``version``'s migrations leave.
-
-    It is the highest ``-- contract-since:`` version among ``version``'s migration files (they
-    hold the whole history, so every earlier contract step is counted); None when there is none,
-    i.e. any earlier version may. The pipeline should move a tenant between versions A and B only
-    if ``min(A, B) >= rollback_floor(max(A, B))``; a fresh install is always fine.
-    """
-    files = _migrations(Path(catalog_plugin_dir) / version)
-    best: Version | None = None
-    for data in files.values():
-        for _line, text in _markers(data):
-            if text is not None and is_semver(text):
-                v = Version(text)
-                if best is None or best < v:
-                    best = v
-    return None if best is None else best.text
-
-
-def unsafe_move(catalog_plugin_dir: Path, current: str, target: str) -> str | None:
-    """Why moving a tenant from ``current`` to ``target`` (either way) would break it, or None.
-
-    Safe when ``min(current, target) >= rollback_floor(max(current, target))``: the older of the
-    two can still run on the schema the newer one's migrations leave."""
-    if current == target or not (is_semver(current) and is_semver(target)):
-        return None
-    low, high = sorted((Version(current), Version(target)))
-    floor = rollback_floor(catalog_plugin_dir, high.text)
-    if floor is None or not low < Version(floor):
-        return None
-    return (f"moving from {current} to {target} crosses a contract step: {high.text}'s migrations drop what "
-            f"versions before {floor} still use; move to {floor} first, then to {target}")
-
-
 # --- internals -----------------------------------------------------------------------------
 
 
-def _subdirs(path: Path) -> list[Path]:
-    return sorted(p for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
-
-
-def _versions(plugin_dir: Path) -> list[tuple[Version, str]]:
-    return sorted((Version(d.name), d.name) for d in _subdirs(plugin_dir) if is_semver(d.name))
-
-
-def _previous(plugin_dir: Path, version: str) -> str | None:
-    this = Version(version)
-    below = [text for ver, text in _versions(plugin_dir) if ver < this]
-    return below[-1] if below else None
-
-
-def _migrations(version_dir: Path) -> dict[str, bytes]:
-    mig_dir = version_dir / "migrations"
+def _links(mig_dir: Path) -> list[MigrationFinding]:
+    """A migrations/ folder that is a symlink, and every symlink in it, whatever it points at."""
+    fix = "a catalog version's migrations are plain files inside it: replace the link by a copy of the file"
+    if mig_dir.is_symlink():
+        return [MigrationFinding(mig_dir, 0, "migration-symlink", f"migrations/ is a symbolic link; {fix}", True)]
     if not mig_dir.is_dir():
-        return {}
-    return {
-        p.name: p.read_bytes()
-        for p in sorted(mig_dir.iterdir(), key=lambda p: p.name)
-        if p.suffix == ".sql" and p.is_file()
-    }
+        return []
+    return [MigrationFinding(p, 0, "migration-symlink", f"{p.name} is a symbolic link; {fix}", True)
+            for p in sorted(mig_dir.iterdir()) if p.is_symlink()]
 
 
-def _first_difference(old: bytes, new: bytes) -> int:
-    old_lines, new_lines = old.split(b"\n"), new.split(b"\n")
-    for i, (a, b) in enumerate(zip(old_lines, new_lines)):
-        if a != b:
-            return i + 1
-    return min(len(old_lines), len(new_lines)) + 1
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _markers(data: bytes) -> list[tuple[int, str | None]]:
-    """``contract-since`` lines: (1-based line, version text, or None when malformed)."""
+def _scope(mig_dir: Path, files: dict[str, bytes], schema: str) -> list[MigrationFinding]:
+    """``sqlscope``'s findings for these files, always blocking (non-UTF-8 files: ``_lint_new`` says so)."""
     out = []
-    for i, raw in enumerate(data.split(b"\n")):
-        if b"contract-since" not in raw.lower():
-            continue
-        m = CONTRACT_MARKER_RE.match(raw.decode("utf-8", "replace"))
-        out.append((i + 1, m.group(1) if m and is_semver(m.group(1)) else None))
+    for name, data in files.items():
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # reported as `encoding` by the version that added it
+        for f in sqlscope.check_sql(text, schema):
+            out.append(MigrationFinding(mig_dir / name, f.line, f.rule, f.message, True))
     return out
 
 
@@ -410,7 +330,7 @@ def _lint_new(mig_dir: Path, new: dict[str, bytes], version: str, previous: str 
             if ok:
                 waived[name] = max((t for _l, t in marks), key=Version)  # type: ignore[arg-type]
 
-    for raw in _squawk(texts):
+    for raw in lint(texts, find=squawk_path, memo=_memo):  # module globals, looked up at call time
         path = mig_dir / raw.name
         if raw.rule == SYNTAX_RULE:
             findings.append(
@@ -453,53 +373,3 @@ def _lint_new(mig_dir: Path, new: dict[str, bytes], version: str, previous: str 
             )
         )
     return findings
-
-
-def _squawk(files: dict[str, bytes]) -> tuple[_Raw, ...]:
-    """Squawk's findings for these files (one process for all), memoised by content."""
-    global _runs
-    if not files:
-        return ()
-    digest = hashlib.sha256()
-    digest.update(",".join(OPT_IN_RULES).encode() + b"\0")
-    for name in sorted(files):
-        digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
-        digest.update(hashlib.sha256(files[name]).digest())
-    key = digest.hexdigest()
-    if key in _memo:
-        return _memo[key]
-
-    exe = squawk_path()
-    names = sorted(files)
-    # Plain alias names: squawk treats arguments as glob patterns, and a name could start with '-'.
-    alias = {f"m{i:04d}.sql": name for i, name in enumerate(names)}
-    with tempfile.TemporaryDirectory(prefix="render-squawk-") as tmp:
-        work = Path(tmp)
-        for short, name in alias.items():
-            (work / short).write_bytes(_IGNORE_RE.sub(_IGNORE_NEUTRAL, files[name]))
-        config = work / "squawk.toml"
-        config.write_text("")
-        cmd = [exe, "--config", str(config), "--reporter", "json", "--include", ",".join(OPT_IN_RULES), *alias]
-        try:
-            proc = subprocess.run(cmd, cwd=work, capture_output=True, timeout=120, check=False)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise SquawkFailed(f"squawk could not run: {err}") from None
-    _runs += 1
-    try:
-        report = json.loads(proc.stdout) if proc.returncode in (0, 1) else None
-    except ValueError:
-        report = None
-    if not isinstance(report, list):
-        first = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or ["no output"])[0]
-        raise SquawkFailed(f"squawk failed (exit {proc.returncode}): {first}")
-    out = []
-    for item in report:
-        try:
-            name = alias[Path(item["file"]).name]
-            text = _sentence(str(item["message"])) + (f" {_sentence(str(item['help']))}" if item.get("help") else "")
-            out.append(_Raw(name, int(item["line"]) + 1, str(item["rule_name"]), text))  # squawk: 0-based
-        except (KeyError, TypeError, ValueError):
-            raise SquawkFailed(f"squawk printed an unexpected report entry: {item!r}") from None
-    result = tuple(sorted(out, key=lambda r: (r.name, r.line, r.rule, r.message)))
-    _memo[key] = result
-    return result
