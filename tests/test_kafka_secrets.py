@@ -380,4 +380,4 @@ def test_a_secret_exposed_as_a_kafka_credential_variable_is_rejected_with_file_a
     assert result.code == 1
     line = next(line for line in result.err.splitlines() if "KAFKA_PASSWORD" in line)
     assert line.startswith("catalog/grade-sync/0.9.0/plugin.yaml:")
-    assert "spec.secrets[0].env: KAFKA_PASSWORD is set by the platform for a plugin that uses Kafka" in line
+    assert "spec.secrets[0].env: KAFKA_PASSWORD is set by the platform" in line

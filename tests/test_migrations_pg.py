@@ -101,7 +101,7 @@ def rendered(tmp_path_factory) -> Path:
 
 
 def _bundles_with_database(rendered: Path) -> list[Path]:
-    return sorted(p.parent for p in rendered.glob("*/plugins/*/*/role-*.yaml"))
+    return sorted({p.parent for p in rendered.glob("*/plugins/*/*/schema-*.yaml")})
 
 
 def _migrations_of(bundle: Path) -> list[Path]:
