@@ -27,7 +27,7 @@ test: $(BIN)/.installed tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2
 
 golden: $(BIN)/.installed
-	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/test_bundles.py -k golden
+	UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/pipeline/test_bundles.py -k golden
 
 $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 	$(BIN)/pip install -q -e '.[bench]'

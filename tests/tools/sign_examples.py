@@ -33,11 +33,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve()
 REPO = HERE.parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO)]
 
 import yaml  # noqa: E402
 
-import registry_fixtures as rf  # noqa: E402
+from tests.support import registry as rf  # noqa: E402
 from renderer.core.errors import RenderError  # noqa: E402
 from renderer.trust.registry import parse_image  # noqa: E402
 from renderer.trust.signatures import trust_from_publisher_spec, verify_image  # noqa: E402
