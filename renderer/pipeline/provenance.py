@@ -12,7 +12,10 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from renderer.pipeline.render import files_digest, same_inputs
+import hashlib
+
+from renderer.pipeline import stores
+from renderer.pipeline.plan import BundlePlan
 
 
 def files_of(source) -> tuple:
@@ -74,3 +77,52 @@ def files_intact(files) -> bool:
     except (KeyError, ValueError, AttributeError, TypeError):
         return False
     return recorded == files_digest(files)
+
+
+def same_inputs(plan: BundlePlan, previous_bundle_json: bytes) -> bool:
+    """Whether a bundle written before came from exactly this plan's inputs and signature, so
+    that its files can be kept without rendering it again."""
+    try:
+        doc = json.loads(previous_bundle_json)
+    except ValueError:
+        return False
+    sig = plan.signature
+    want_sig = None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest}
+    return isinstance(doc, dict) and doc.get("inputDigest") == plan.input_digest and doc.get("signature") == want_sig
+
+
+def files_digest(files, skip: tuple = ("bundle.json",)) -> str:
+    """sha256 over a bundle's files (names and bytes), by default all but bundle.json: recorded
+    in bundle.json, so a kept bundle is known to be byte for byte what render wrote for its
+    inputDigest; with ``skip=()`` it keys the policy verdict cache (``validate.policy_key``)."""
+    h = hashlib.sha256()
+    for name, data in sorted(files):
+        if name not in skip:
+            h.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    return "sha256:" + h.hexdigest()
+
+
+def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
+    """Provenance beside the objects: only what derives from this bundle's own inputs."""
+    sig = plan.signature
+    doc = {
+        "env": plan.env,
+        "tenant": plan.tenant,
+        "plugin": plan.plugin,
+        "pluginVersion": plan.version,
+        "publisher": plan.publisher,
+        "image": plan.spec.image,
+        "imageDigest": plan.image_digest,
+        "inputDigest": plan.input_digest,
+        "filesDigest": digest_of_files,
+        "isolation": {  # what this bundle owns (CONTRACT §2); the policies check objects against it
+            "namespace": plan.names.namespace, "vaultPrefix": plan.names.vault_prefix,
+            "topicPrefix": plan.names.topic_prefix, "groupPrefix": plan.names.group_prefix,
+            "database": plan.names.database, "schema": plan.names.schema, "dbRole": plan.names.db_role,
+            **stores.owned(plan),
+        },
+        "signature": None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest},
+        "objects": [{"file": f, "apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"],
+                     "namespace": o["metadata"].get("namespace", "")} for f, o in objects],
+    }
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
