@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from renderer.core.errors import Finding, InputError, Problem, Rejected, UsageError
+from renderer.flows.migrations_check import check
 
 
 def register(subparsers) -> None:
@@ -41,8 +42,6 @@ def _relative(path: Path, base: Path) -> str:
 def run(args: argparse.Namespace) -> None:
     """Print what was applied; raise ``InputError`` (the gate), ``Rejected`` (the server refused a
     migration), ``UsageError`` or ``OutsideSystemError``."""
-    from renderer.flows.migrations_check import check
-
     if not args.postgres_url:
         raise UsageError("--postgres-url (or $RENDER_POSTGRES_URL) is required")
     base = args.target if (args.target / "catalog").is_dir() else args.target.parent

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from pglast import enums
 
+from renderer.core.yamlio import YamlProblem, load_document
+
 RULES = {
     "scope-role": "changes a role, the session's role or an object's owner",
     "scope-privilege": "grants or revokes privileges",
@@ -98,8 +100,6 @@ def plugin_schema(version_dir: Path) -> str:
 
     A plugin.yaml that cannot be read gives the default (``load`` reports the file itself).
     """
-    from renderer.core.yamlio import YamlProblem, load_document
-
     default = Path(version_dir).parent.name.replace("-", "_")
     try:
         path = Path(version_dir) / "plugin.yaml"

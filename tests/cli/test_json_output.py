@@ -83,6 +83,9 @@ def test_a_rollback_with_no_known_good_state_is_a_json_refusal(envs, tmp_path, r
     pytest.param(["rollback", "grade-sync", "--tenant", "a/b", "--env", "dev", "--repo", "x"], id="tenant-with-slash"),
     pytest.param(["mark-good", "Grade_Sync", "--tenant", "t", "--env", "dev", "--repo", "x"], id="plugin-not-a-label"),
     pytest.param(["build", "--out", "x", "--only", "just-one-part"], id="only-without-slash"),
+    pytest.param(["rollback", "grade-sync", "--tenant", "t", "--env", "dev", "--repo", "git://127.0.0.1:9/x.git"],
+                 id="rollback-of-a-url-without-push-would-publish-nothing"),
+    pytest.param(["commit", "--repo", "git://127.0.0.1:9/x.git", "--offline"], id="commit-to-a-url-without-push"),
 ])
 def test_usage_errors_exit_2_with_a_json_document(argv, render):
     run = render(*argv, "--format", "json")
