@@ -134,14 +134,7 @@ def _resolve(repo: str, env: str, commit: Optional[str], branch: Optional[str], 
     """The commit as a full id, its branch, the environment's bundles and Argo CD namespaces there.
     (Reads the GitOps repo through ``gitops``; the only other call into it is ``mark_good``.)"""
     with gitops.workspace(repo, branch, remote=gitops.is_url(repo) or push, write=False) as ws:
-        head = ws.head(ws.branch)
-        if head is None:
-            raise RefusingToProceed(f"{ws.display} has no commits on {ws.branch}; nothing can be known good yet")
-        sha = ws.g.rev(commit) if commit else head
-        if sha is None:
-            raise RefusingToProceed(f"--commit {commit}: no such commit in {ws.display}")
-        if not ws.g.is_ancestor(sha, head):
-            raise RefusingToProceed(f"commit {sha[:12]} is not on {ws.branch} of {ws.display}; refusing to record it")
+        sha = gitops.commit_on_branch(ws, commit)
         tree = ws.g.tree(sha)
         bundles = set()
         apps = {}

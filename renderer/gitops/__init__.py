@@ -14,7 +14,7 @@ change), ``history`` (what the branch's history proves: render's commits, holds,
 from renderer.gitops.changes import Change, Conflict, rebase
 from renderer.gitops.git import GitFailed, is_url
 from renderer.gitops.history import HeldClaim
-from renderer.gitops.ledger import (KnownGood, RollbackPlan, known_good, mark_good, prepare_rollback,
+from renderer.gitops.ledger import (KnownGood, RollbackPlan, commit_on_branch, known_good, mark_good, prepare_rollback,
                                     read_known_good, rollback)
 from renderer.gitops.publish import (DEFAULT_ATTEMPTS, DEFAULT_MAX_DELETE_SHARE, CommitOptions, CommitRequest,
                                      Outcome, Published, Repo, Snapshot, commit, open_repo)
@@ -25,6 +25,6 @@ from renderer.gitops.workspace import JOURNAL, LEDGER_BRANCH, Workspace, workspa
 __all__ = [
     "Change", "CommitOptions", "CommitRequest", "Conflict", "DEFAULT_ATTEMPTS", "DEFAULT_MAX_DELETE_SHARE",
     "GitFailed", "HeldClaim", "JOURNAL", "KnownGood", "LEDGER_BRANCH", "Outcome", "Published", "Rendered", "Repo",
-    "RollbackPlan", "Snapshot", "Workspace", "commit", "commit_message", "is_url", "known_good", "mark_good",
+    "RollbackPlan", "Snapshot", "commit_on_branch", "Workspace", "commit", "commit_message", "is_url", "known_good", "mark_good",
     "open_repo", "prepare_rollback", "read_known_good", "rebase", "rollback", "versions", "workspace",
 ]

@@ -69,6 +69,19 @@ def read_known_good(ws: Workspace, bundle: str) -> Optional[KnownGood]:
     return None
 
 
+def commit_on_branch(ws: Workspace, commit_ish: Optional[str]) -> str:
+    """The full id of ``commit_ish`` (default: the branch head), which must be on the branch."""
+    head = ws.head(ws.branch)
+    if head is None:
+        raise RefusingToProceed(f"{ws.display} has no commits on {ws.branch}; nothing can be known good yet")
+    sha = ws.g.rev(commit_ish) if commit_ish else head
+    if sha is None:
+        raise RefusingToProceed(f"--commit {commit_ish}: no such commit in {ws.display}")
+    if not ws.g.is_ancestor(sha, head):
+        raise RefusingToProceed(f"commit {sha[:12]} is not on {ws.branch} of {ws.display}; refusing to record it")
+    return sha
+
+
 def mark_good(repo: str, env: str, tenant: str, plugin: str, *, commit_ish: Optional[str] = None,
               branch: Optional[str] = None, push: bool = False, attempts: int = DEFAULT_ATTEMPTS) -> tuple[KnownGood, bool]:
     """Record that the bundle's state at ``commit_ish`` (default: the branch head) is known good.
@@ -76,14 +89,7 @@ def mark_good(repo: str, env: str, tenant: str, plugin: str, *, commit_ish: Opti
     bundle = layout.bundle_path(env, tenant, plugin)
     url = is_url(repo)
     with workspace(repo, branch, remote=url or push, write=True) as ws:
-        head = ws.head(ws.branch)
-        if head is None:
-            raise RefusingToProceed(f"{ws.display} has no commits on {ws.branch}; nothing can be known good yet")
-        sha = ws.g.rev(commit_ish) if commit_ish else head
-        if sha is None:
-            raise RefusingToProceed(f"--commit {commit_ish}: no such commit in {ws.display}")
-        if not ws.g.is_ancestor(sha, head):
-            raise RefusingToProceed(f"commit {sha[:12]} is not on {ws.branch} of {ws.display}; refusing to record it")
+        sha = commit_on_branch(ws, commit_ish)
         tree = ws.g.object_id(f"{sha}:{bundle}")
         if not tree or ws.g.text("cat-file", "-t", tree) != "tree":
             raise RefusingToProceed(f"{bundle} does not exist at {sha[:12]} on {ws.branch}; nothing to record")
