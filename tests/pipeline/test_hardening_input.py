@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tree_digest
+from tests.support.edits import edit
 from renderer.core import quantity
 from renderer.pipeline.reserved import PLATFORM_ENV_NAMES
 from renderer.pipeline.render import bundle_context
@@ -23,15 +24,6 @@ TENANT = f"dev/tenants/{T1}/tenant.yaml"
 TENANT2 = f"dev/tenants/{T2}/tenant.yaml"
 QUIZ = "catalog/quiz-generator/1.3.0/plugin.yaml"
 CEILINGS = 'ceilings: {cpu: "4", memory: 8Gi, storage: 20Gi, llmTokensPerDay: 1000000, requestsPerSecond: 100}'
-
-
-def edit(rel: str, old: str, new: str):
-    def apply(root: Path) -> None:
-        path = root / rel
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {rel}"
-        path.write_text(text.replace(old, new, 1))
-    return apply
 
 
 def ceiling(key: str, value: str):

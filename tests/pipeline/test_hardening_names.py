@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.conftest import tree_digest
+from tests.support.edits import edit
 from renderer.pipeline.reserved import DERIVED_SUFFIXES, FIXED_OBJECT_NAMES
 from renderer.pipeline.validate import EnvironmentAudit
 
@@ -22,15 +23,6 @@ T1 = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"
 QUIZ = "catalog/quiz-generator/1.3.0/plugin.yaml"
 GRADE = "catalog/grade-sync/0.9.0/plugin.yaml"
 GOLDEN = Path(__file__).resolve().parents[1] / "golden"
-
-
-def edit(rel: str, old: str, new: str):
-    def apply(root: Path) -> None:
-        path = root / rel
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {rel}"
-        path.write_text(text.replace(old, new, 1))
-    return apply
 
 
 def copy_version(src: str, dest_plugin: str, dest_version: str, *edits):

@@ -8,34 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import tree_digest
+from tests.support.edits import edit, rename, write
 
 T1 = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"
 T2 = "riverside-academy"
 INSTALL = f"dev/tenants/{T1}/plugins/quiz-generator.yaml"
 TENANT = f"dev/tenants/{T1}/tenant.yaml"
 QUIZ = "catalog/quiz-generator/1.3.0/plugin.yaml"
-
-
-def edit(rel: str, old: str, new: str):
-    def apply(root: Path) -> None:
-        path = root / rel
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {rel}"
-        path.write_text(text.replace(old, new, 1))
-    return apply
-
-
-def write(rel: str, text: str):
-    def apply(root: Path) -> None:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    return apply
-
-
-def rename(rel: str, new_rel: str):
-    def apply(root: Path) -> None:
-        (root / rel).rename(root / new_rel)
-    return apply
 
 
 ALIAS_BOMB = """apiVersion: plugins.adapstory.io/v1

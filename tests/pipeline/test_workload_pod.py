@@ -7,12 +7,12 @@ from __future__ import annotations
 import copy
 import json
 import re
-from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import EXAMPLE, REPO, tree_digest
+from tests.support.edits import edit
 from renderer.gates.policy import PolicyEngine
 from renderer.pipeline.load import load
 from renderer.pipeline.plan import plan
@@ -24,15 +24,6 @@ QUIZ = "catalog/quiz-generator/1.3.0/plugin.yaml"  # takes the platform defaults
 DEV = "dev/platform.yaml"
 ONE_REPLICA = "prod/plugins/riverside-academy/grade-sync"  # the install caps replicas at 1
 FULL = f"dev/plugins/{T1}/quiz-generator"  # consumes Kafka: has a PrometheusRule
-
-
-def edit(rel: str, old: str, new: str):
-    def apply(root: Path) -> None:
-        path = root / rel
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {rel}"
-        path.write_text(text.replace(old, new, 1))
-    return apply
 
 
 @pytest.fixture(scope="module")
