@@ -11,12 +11,12 @@ produced the state they roll back from. ``flows`` then lets ``pipeline`` gate th
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Optional
 
 from renderer.core import layout
+from renderer.gitops.changes import _json
 from renderer.gitops.git import Git, Tree
 
 RENDERER_TRAILER = "Renderer-Version: "
@@ -67,12 +67,7 @@ def version_at(g: Git, bundle: str, commit: Optional[str]) -> Optional[str]:
     if not commit:
         return None
     oid = g.object_id(f"{commit}:{bundle}/{layout.BUNDLE_JSON}")
-    if not oid:
-        return None
-    try:
-        version = json.loads(g.read_blobs([oid])[oid]).get("pluginVersion")
-    except (ValueError, AttributeError):
-        return None
+    version = _json(g.read_blobs([oid])[oid]).get("pluginVersion") if oid else None
     return version if isinstance(version, str) else None
 
 
@@ -83,12 +78,11 @@ def held_claims(g: Git, head: Optional[str], tree: Tree) -> tuple[list[HeldClaim
         return [], []
     claims: dict[str, HeldClaim] = {}
     notes: list[str] = []
-    for path, (_mode, oid) in sorted(tree.items()):
-        key = layout.parse_hold(path)
-        if key is None:
-            continue
-        data = _json(g.read_blobs([oid])[oid])
-        claim, problem = _from_hold_file(g, head, tree, key, data, g.read_blobs([oid])[oid])
+    holds = {key: oid for path, (_mode, oid) in sorted(tree.items()) if (key := layout.parse_hold(path)) is not None}
+    blobs = g.read_blobs(holds.values())  # every hold file in one batch
+    for key, oid in holds.items():
+        raw = blobs[oid]
+        claim, problem = _from_hold_file(g, head, tree, key, _json(raw), raw)
         if claim is not None:
             claims[key.path] = claim
         else:
@@ -149,11 +143,3 @@ def _files(g: Git, tree: Tree, bundle: str) -> tuple:
                and "/" not in p[len(bundle) + 1:]]
     blobs = g.read_blobs(oid for _, oid in entries)
     return tuple(sorted((name, blobs[oid]) for name, oid in entries))
-
-
-def _json(data: bytes) -> dict:
-    try:
-        value = json.loads(data)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
