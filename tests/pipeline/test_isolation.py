@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE
 from renderer.pipeline.validate import EnvironmentAudit, bundle_facts
 from renderer.core.yamlio import dump
 
@@ -17,21 +15,6 @@ A = "dev/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/quiz-generator"
 B = "dev/plugins/riverside-academy/quiz-generator"
 A_NS = "plugin-4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d-quiz-generator"
 A_TENANT = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    from renderer import cli
-    out = tmp_path_factory.mktemp("iso") / "out"
-    assert cli.main(["build", str(EXAMPLE), "--out", str(out), "--offline"]) == 0
-    return out
-
-
-@pytest.fixture
-def rendered(pristine, tmp_path) -> Path:
-    copy_ = tmp_path / "rendered"
-    shutil.copytree(pristine, copy_)
-    return copy_
 
 
 def change(rel: str, mutate):

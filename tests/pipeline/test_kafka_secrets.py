@@ -5,13 +5,11 @@ uninstall notes of `render diff`."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE
 from tests.support.git import env_dir, remove_install, render, signing_key  # noqa: F401
 from renderer.core.yamlio import dump
 from renderer.gitops.report import FileChange, compare, format_text, to_json, uninstall_notes
@@ -23,21 +21,6 @@ SECRETS_ONLY = "dev/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/lesson-summariz
 OTHER = "dev/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/quiz-generator"
 APP = "plugin-riverside-academy-quiz-generator"
 OTHER_APP = "plugin-4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d-quiz-generator"
-
-
-@pytest.fixture(scope="module")
-def pristine(tmp_path_factory) -> Path:
-    from renderer import cli
-    out = tmp_path_factory.mktemp("kafka") / "out"
-    assert cli.main(["build", str(EXAMPLE), "--out", str(out), "--offline"]) == 0
-    return out
-
-
-@pytest.fixture
-def rendered(pristine, tmp_path) -> Path:
-    copy_ = tmp_path / "rendered"
-    shutil.copytree(pristine, copy_)
-    return copy_
 
 
 def load(root: Path, rel: str) -> dict:
