@@ -106,7 +106,7 @@ def load_document(text: bytes) -> Document:
         raise YamlProblem(0, "", "file contains NUL bytes; not a YAML text file")
     if b"&" in text or b"*" in text:
         _reject_anchors(text)
-    loader = _Loader(text)
+    loader = _TemplateLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -115,7 +115,7 @@ def load_document(text: bytes) -> Document:
         _walk(node, (), lines, set())
         if not isinstance(node, yaml.MappingNode):
             raise YamlProblem(node.start_mark.line + 1, "", "expected a YAML mapping at the top level")
-        data = loader.construct_document(node)
+        data = _build(loader, node)  # _walk refused duplicate and merge keys, aliases, odd keys
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0

@@ -81,6 +81,10 @@ class Inputs:
 class _Reader:
     root: Path
     problems: list = field(default_factory=list)
+    _clean: set = field(default_factory=set)  # folders known to be inside, with no link on the way
+
+    def __post_init__(self) -> None:
+        self._clean.add(self.root)
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -90,7 +94,19 @@ class _Reader:
 
     def inside(self, path: Path) -> bool:
         """Whether ``path`` may be read: no symbolic link on the way from the root, and it resolves
-        inside the repo. Reports it (once) when not: nothing outside the repo is ever read."""
+        inside the repo. Reports it (once) when not: nothing outside the repo is ever read.
+        A folder found clean is remembered, so a path in it costs one ``lstat`` of its own name."""
+        if path.parent in self._clean:
+            try:
+                mode = os.lstat(path).st_mode
+            except OSError:
+                mode = 0  # missing: nothing to follow (the read reports it)
+            if not stat.S_ISLNK(mode):
+                if stat.S_ISDIR(mode):
+                    self._clean.add(path)
+                return True
+            self.problems.append(Problem(self.rel(path), 0, "", OUTSIDE))
+            return False
         try:
             parts = path.relative_to(self.root).parts
         except ValueError:
@@ -103,6 +119,8 @@ class _Reader:
                 break
         real = Path(os.path.realpath(path))
         if ok and (real == self.root or self.root in real.parents):
+            if path.is_dir():
+                self._clean.add(path)
             return True
         self.problems.append(Problem(self.rel(node) if parts is not None else str(path), 0, "", OUTSIDE))
         return False
@@ -218,10 +236,11 @@ def _listing(reader: _Reader, folder: Path) -> list[Path]:
 def _yaml_files(reader: _Reader, folder: Path) -> list[Path]:
     out = []
     for path in _listing(reader, folder):
-        if path.is_file() and path.suffix == ".yaml":
+        mode = path.lstat().st_mode
+        if stat.S_ISREG(mode) and path.suffix == ".yaml":
             out.append(path)
         else:
-            reader.problem(path, 0, "", f"unexpected {'folder' if path.is_dir() else 'file'}: only <name>.yaml files belong in {reader.rel(folder)}/")
+            reader.problem(path, 0, "", f"unexpected {'folder' if stat.S_ISDIR(mode) else 'file'}: only <name>.yaml files belong in {reader.rel(folder)}/")
     return out
 
 
