@@ -114,6 +114,9 @@ def outcome(result: Outcome, fmt: str) -> None:
     if result.commit is None:
         base = f" at {result.base[:12]}" if result.base else ""
         print(f"unchanged: {where}{base} already holds this; no commit made")
+    if result.kept:
+        print(f"kept {result.kept} bundle(s) exactly as the head holds them, without rendering them: the kept index "
+              "(RENDER_CACHE_DIR) knows their files passed every gate for their inputs")
     else:
         report = result.report
         counts = ", ".join(f"{n} {c}" for c, n in report.summary().items() if n) if report else ""

@@ -20,6 +20,12 @@ TENANTS = "tenants"
 BUNDLE_JSON = "bundle.json"
 KUSTOMIZATION = "kustomization.yaml"
 NOT_OBJECTS = (KUSTOMIZATION, BUNDLE_JSON)  # the files of a bundle that are not Kubernetes objects
+KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
+
+
+def kustomization(object_files) -> dict:
+    """The kustomization.yaml render writes into a bundle: ``resources`` lists exactly its object files."""
+    return {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization", "resources": sorted(object_files)}
 
 # the GitOps repo's own files
 RENDER_DIR = ".render"

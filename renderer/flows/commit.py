@@ -75,10 +75,14 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
     with tempfile.TemporaryDirectory(prefix="render-commit-") as tmp:
         out = Path(tmp) / "out"
         claims, notes = snap.held() if snap else ([], [])
+        keep = request.keep and snap is not None
         result = build(dataclasses.replace(
-            request.build, out=out, only=None, reuse=_reuse(snap) if request.keep and snap else None,
-            deployed=_deployed(snap) if snap else None, held={c.bundle: _held(c) for c in claims}))
+            request.build, out=out, only=None, reuse=_reuse(snap) if keep else None,
+            deployed=_deployed(snap) if snap else None, held={c.bundle: _held(c) for c in claims},
+            content_ids=(lambda plans: snap.bundle_ids(p.path for p in plans)) if keep else None,
+            content_id=snap.blob_id if keep else None))
         files = _read_output(out)
+    kept = {f"{path}/{name}": oid for path, ids in result.unchanged.items() for name, oid in ids}
     by_path = {c.bundle: c for c in claims}
     for path in sorted(result.held):
         files[layout.parse_bundle(path).hold] = hold_file(by_path[path])
@@ -86,9 +90,10 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
     installs = {p.path: f"sha256:{p.install_sha256}" for p in plans if p.install_sha256}
     if only is not None:
         files = _only(files, only, result)
+        kept = _only(kept, only, result, required=False)
     return Rendered(files=files, envs=tuple(e.name for e in result.environments), all_envs=request.build.env is None,
                     only=only, installs=installs, source_commit=request.source_commit,
-                    notes=tuple(notes + result.notes))
+                    notes=tuple(notes + result.notes), kept=kept)
 
 
 def _held(claim: HeldClaim) -> Held:
@@ -152,7 +157,7 @@ def _read_output(root: Path) -> dict[str, bytes]:
     return files
 
 
-def _only(files: dict[str, bytes], only: str, result: BuildResult) -> dict[str, bytes]:
+def _only(files: dict, only: str, result: BuildResult, required: bool = True) -> dict:
     """The files an ``--only TENANT/PLUGIN`` run owns: that bundle, its Application and its
     environment's AppProject, in every environment that has the install."""
     keep: dict[str, bytes] = {}
@@ -165,6 +170,6 @@ def _only(files: dict[str, bytes], only: str, result: BuildResult) -> dict[str, 
             for path, data in files.items():
                 if path.startswith(p.path + "/") or path in owned or path.startswith(f"{argocd}/appproject-"):
                     keep[path] = data
-    if not keep:
+    if not keep and required:
         raise InputError([Problem(only, 0, "--only", "no install matches TENANT/PLUGIN in the selected environments")])
     return keep

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import calendar
 import importlib.util
+import hashlib
 import json
 import os
 import re
@@ -246,6 +247,25 @@ def _builtin_definitions(folder: Path) -> tuple[dict, Any, Any]:
         ref = referencing.Registry().with_resource(uri, referencing.Resource.from_contents(contents))
         _DEFINITIONS[folder] = (contents, fast, ref)
     return _DEFINITIONS[folder]
+
+
+_DIGESTS: dict[int, str] = {}
+
+
+def content_digest(compiled: "_Compiled") -> str:
+    """sha256 over what decides a verdict of one schema: its source, its content and, for a
+    built-in schema, the bytes of the definitions its $refs reach (computed once per process)."""
+    digest = _DIGESTS.get(id(compiled))
+    if digest is None:
+        h = hashlib.sha256(compiled.source.encode() + b"\0")
+        h.update(json.dumps(compiled.schema, sort_keys=True, separators=(",", ":")).encode())
+        if compiled.builtin_dir is not None:
+            try:
+                h.update(b"\0" + (compiled.builtin_dir / "_definitions.json").read_bytes())
+            except OSError:
+                h.update(b"\0-")
+        digest = _DIGESTS[id(compiled)] = h.hexdigest()
+    return digest
 
 
 def _read_json(path: Path) -> dict:

@@ -42,6 +42,7 @@ pickles as its settings only, so it can be handed to worker processes.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from typing import Any, Mapping, Sequence
 
 
 from renderer.core.resources import SCHEMAS as SHIPPED_SCHEMAS
-from renderer.gates.schema_compile import _builtin_root, _Compiled, _load
+from renderer.gates.schema_compile import _builtin_root, _Compiled, _load, content_digest
 from renderer.gates.schema_messages import (SchemaSetupError, SchemaViolation, UnsupportedKubernetesVersion, _describe,
                                             format_path)
 
@@ -203,6 +204,16 @@ class SchemaStore:
         """The file or URL whose schema applies to ``kind`` in ``api_version`` (None: no schema)."""
         compiled = self._find(api_version, kind)
         return compiled.source if compiled else None
+
+    def digest(self, kinds: Sequence[tuple[str, str]]) -> str:
+        """sha256 over everything that decides this store's verdicts on objects of ``kinds``
+        ((apiVersion, kind) pairs): the Kubernetes version, whether a missing schema is accepted,
+        and each kind's schema (source and content). Equal digests: equal verdicts."""
+        h = hashlib.sha256(f"kubernetes={self.kubernetes_version}\0ignore-missing={self.ignore_missing}\0".encode())
+        for api_version, kind in sorted(set(kinds)):
+            compiled = self._find(api_version, kind)
+            h.update(f"{api_version}\0{kind}\0{'-' if compiled is None else content_digest(compiled)}\n".encode())
+        return h.hexdigest()
 
     # ---- lookup
     def _find(self, api_version: str, kind: str) -> _Compiled | None:

@@ -12,10 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Mapping, Optional
 
-import yaml
-
 from renderer.core import layout
 from renderer.core.errors import RefusingToProceed
+from renderer.core.yamlio import YamlProblem, dump, load_document
 from renderer.core.layout import GITATTRIBUTES, README, ROOT_FILES, unit_of
 from renderer.core.layout import MANAGED_MARKER as MARKER
 from renderer.gitops import report as diffmod
@@ -60,15 +59,21 @@ def check_managed(tree: Tree, g: Git, display: str) -> None:
                 bundles.setdefault("/".join(parts[:4]), set()).add(parts[4])
         elif not layout.is_argocd_file(path):
             stray.append(path)
-    kustomizations = {key: tree[f"{key}/kustomization.yaml"][1] for key, names in bundles.items()
-                      if "kustomization.yaml" in names and "bundle.json" in names}
-    blobs = g.read_blobs(kustomizations.values())
+    kustomizations = {key: tree[f"{key}/{layout.KUSTOMIZATION}"][1] for key, names in bundles.items()
+                      if layout.KUSTOMIZATION in names and layout.BUNDLE_JSON in names}
+    # The kustomization render writes for a folder's files lists every one of them: when the
+    # blob is that one, nothing in the folder is stray (no read). Otherwise read what it lists.
+    listed_all = {key for key, oid in kustomizations.items()
+                  if g.blob_id(dump(layout.kustomization(bundles[key] - set(layout.NOT_OBJECTS)))) == oid}
+    blobs = g.read_blobs(oid for key, oid in kustomizations.items() if key not in listed_all)
     for key, names in sorted(bundles.items()):
         if key not in kustomizations:
             stray.extend(f"{key}/{n}" for n in sorted(names))
             continue
+        if key in listed_all:
+            continue
         listed = set(_kustomize_resources(blobs[kustomizations[key]]))
-        stray.extend(f"{key}/{n}" for n in sorted(names - listed - {"kustomization.yaml", "bundle.json"}))
+        stray.extend(f"{key}/{n}" for n in sorted(names - listed - set(layout.NOT_OBJECTS)))
     if stray:
         stray.sort()
         shown = ", ".join(stray[:5]) + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")
@@ -78,9 +83,10 @@ def check_managed(tree: Tree, g: Git, display: str) -> None:
 
 
 def _kustomize_resources(data: bytes) -> list[str]:
+    """What a kustomization.yaml of the repo lists (read with the input guards: it may be hostile)."""
     try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError:
+        doc = load_document(data).data
+    except (YamlProblem, RecursionError, ValueError):
         return []
     res = doc.get("resources") if isinstance(doc, dict) else None
     return [str(r) for r in res] if isinstance(res, list) else []
@@ -147,6 +153,8 @@ def plan_commit(start_tree: Tree, rendered: Rendered, g: Git) -> Change:
     for path, data in files.items():
         oid = g.blob_id(data)
         blobs[oid] = data
+        rendered_units.setdefault(unit_of(path), {})[path] = (BLOB, oid)
+    for path, oid in rendered.kept.items():  # as the head holds them: no bytes needed
         rendered_units.setdefault(unit_of(path), {})[path] = (BLOB, oid)
     start_units = _by_unit(start_tree)
 

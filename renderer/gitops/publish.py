@@ -60,6 +60,7 @@ class Outcome:
     report: Optional[diffmod.Report] = None
     notes: list[str] = field(default_factory=list)
     attempts: int = 1
+    kept: int = 0  # bundles kept exactly as the head held them, vouched for by the kept index
 
     @property
     def unchanged(self) -> bool:
@@ -68,7 +69,7 @@ class Outcome:
     def to_json(self) -> dict:
         data = {"repo": self.repo, "branch": self.branch, "base": self.base, "commit": self.commit,
                 "pushed": self.pushed, "published": self.published.value, "notes": self.notes,
-                "attempts": self.attempts, "unchanged": self.commit is None}
+                "attempts": self.attempts, "unchanged": self.commit is None, "keptUnchanged": self.kept}
         data["bundles"] = [{"path": b.path, "change": b.change, "from": b.old_version, "to": b.new_version}
                            for b in (self.report.bundles if self.report else [])]
         return data
@@ -108,6 +109,21 @@ class Snapshot:
         """Bundles the head holds at an earlier render-written state (rollbacks, reverts), as proved
         by the branch's history, and notes on the hold claims that do not hold up."""
         return held_claims(self._git, self.base, self.tree) if self._git is not None else ([], [])
+
+    def bundle_ids(self, bundle_paths: Iterable[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+        """``{bundle path: ((file name, blob id), ...)}`` at the head, from the tree alone (no
+        file is read), for the bundles given that the head holds."""
+        wanted = set(bundle_paths)
+        out: dict[str, list[tuple[str, str]]] = {}
+        for path, (_mode, oid) in self.tree.items():
+            folder, _, name = path.rpartition("/")
+            if folder in wanted:
+                out.setdefault(folder, []).append((name, oid))
+        return {folder: tuple(sorted(items)) for folder, items in out.items()}
+
+    def blob_id(self, data: bytes) -> str:
+        """The id git gives ``data`` as a blob in this repository (what ``bundle_ids`` lists)."""
+        return self._git.blob_id(data)
 
     def bundle_files(self, bundle_paths: Iterable[str], names: Optional[Iterable[str]] = None) -> dict[str, dict[str, bytes]]:
         """``{bundle path: {file name: bytes}}`` at the head, for the bundles given (all their files,
@@ -168,7 +184,8 @@ class Repo:
                 tree = ws.g.tree(head)
                 check_managed(tree, ws.g, ws.display)
                 change = rebase(change, tree)
-            outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes)
+            outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes,
+                              kept=len({unit_of(path) for path in request.rendered.kept}))
 
             def message(report: diffmod.Report) -> str:
                 return commit_message(report, request.rendered, outcome.notes)

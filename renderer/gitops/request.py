@@ -20,6 +20,7 @@ class Rendered:
     (no ``--env``), so an environment folder that no longer has inputs is removed.
     ``only``: TENANT/PLUGIN of an ``--only`` run (its scope is exactly the files given).
     ``installs``: bundle path -> ``sha256:<hex>`` of its install file.
+    ``kept``: repository path -> blob id of the files that stay exactly as the head holds them.
     """
 
     files: Mapping[str, bytes]
@@ -29,6 +30,9 @@ class Rendered:
     installs: Mapping[str, str] = field(default_factory=dict)
     source_commit: Optional[str] = None
     notes: tuple[str, ...] = ()  # what rendering found about the head (drift, holds), for the message and the diff
+    # repository path -> blob id: files kept exactly as the snapshot's head holds them (bundles the
+    # kept index vouched for), in scope like ``files`` but never read or written again
+    kept: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_folder(cls, root: "Path", **kw) -> "Rendered":

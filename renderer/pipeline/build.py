@@ -23,6 +23,7 @@ from renderer.core.errors import InputError, Problem, SchemasMissing, UsageError
 from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
+from renderer.pipeline.keptindex import Entry, KeptIndex, ids_of
 from renderer.pipeline.provenance import files_intact, files_of
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
 from renderer.pipeline.render import EMITTED, Bundle, Renderer
@@ -64,6 +65,12 @@ class BuildRequest:
     # Bundles the target holds at an earlier render-written state (gitops.history proved it from
     # the branch's history): kept while their install is unchanged, gated like rendered ones.
     held: Optional[Mapping[str, Held]] = None
+    # The target's content ids (``keptindex``): given the plans, ((file name, id), ...) of each
+    # bundle the target holds now, and the function that computes an id from bytes (the git blob
+    # id). With a cache folder, a bundle whose ids and plan are in the kept index is kept as it
+    # is at the target: not read, rendered, checked or written (``BuildResult.unchanged``).
+    content_ids: Optional[Callable[[tuple], Mapping[str, tuple]]] = None
+    content_id: Optional[Callable[[bytes], str]] = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,7 @@ class RenderedBundle:
     facts: dict  # what the environment-wide isolation audit needs
     drift: Optional[str] = None  # the earlier copy was not what render writes (changed outside render)
     held: bool = False  # the files are a held earlier state (holds.Held), not rendered
+    ids: tuple = ()  # ((file name, content id), ...) when the request gives ``content_id``
 
 
 @dataclass
@@ -91,6 +99,9 @@ class BuildResult:
     reused: int = 0  # bundles taken as they were (same inputDigest), not rendered again
     notes: list = field(default_factory=list)  # drift (changed outside render), holds kept or released
     held: set = field(default_factory=set)  # bundle paths written from a held earlier state
+    # bundle path -> ((file name, content id), ...): kept exactly as the target holds them, not
+    # written to the output (``BuildRequest.content_ids``; the kept index vouched for them)
+    unchanged: dict = field(default_factory=dict)
 
 
 _worker: dict = {}
@@ -98,9 +109,10 @@ _worker: dict = {}
 
 def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
                  passed: frozenset, reuse: Mapping[str, tuple], policy_gate: bool = True,
-                 held: Optional[Mapping[str, Held]] = None) -> None:
+                 held: Optional[Mapping[str, Held]] = None, content_id: Optional[Callable] = None) -> None:
     """Per process: compiled templates and gates, the plans and known policy passes (inherited
     through fork, never pickled), and the staging folder each worker writes its bundles into."""
+    _worker["content_id"] = content_id
     _worker["renderer"] = Renderer(TEMPLATES)
     _worker["gates"] = BundleGates(schema_locations, ignore_missing, POLICIES)
     _worker["plans"] = plans
@@ -165,9 +177,11 @@ def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
                 Staging.link_into(staging, p.path, reuse[p.path], [name for name, _ in bundle.files])
             else:
                 Staging.write_into(staging, p.path, bundle.files)
+        content_id = _worker["content_id"]
+        ids = ids_of(bundle.files, content_id) if content_id is not None and not violations else ()
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
                                   tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle), drift,
-                                  was_held))
+                                  was_held, ids))
     return out
 
 
@@ -284,6 +298,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     result = BuildResult(envs)
     done = 0
     everything: list[RenderedBundle] = []  # a shard's facts file lists them
+    fresh: list[RenderedBundle] = []  # for the kept index, once the run passed
 
     def take(rendered: list[RenderedBundle]) -> None:
         nonlocal done
@@ -304,16 +319,27 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             result.bundles += 1
             if request.shard is not None:
                 everything.append(rb)
+            if rb.ids and not rb.violations and not rb.held:  # a held bundle's files are not its plan's
+                fresh.append(rb)
         done += len(rendered)
         if request.progress:
-            request.progress(done, len(plans))
+            request.progress(done, total)
 
     policy_digest = gates.policy_digest
     known = verdicts.load_passed(request.cache_dir, policy_digest)
     passed_now: list[str] = []
+    index = KeptIndex(request.cache_dir if request.content_ids is not None and request.content_id is not None else None)
+    digests = {e.name: gates.digest(e.platform.kubernetesVersion, EMITTED, request.policy_gate) for e in envs} \
+        if index.root is not None else {}
+    unchanged = _unchanged(request, index, digests, plans, held)
+    selected = {p.path for p in plans}
+    plans = [p for p in plans if p.path not in unchanged]
     reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
-            reuse, request.policy_gate, held)
+            reuse, request.policy_gate, held, request.content_id)
+    total = len(plans) + len(unchanged)
+    take([rb for rb, _ in unchanged.values()])
+    result.unchanged = {path: rb.ids for path, (rb, _) in unchanged.items()}
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")
@@ -337,7 +363,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         # With --only, the other bundles are not rendered this run: plan() has already checked
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
         found, folders = environment_files(renderer, gates, env, facts_by_env[env.name], apps_by_env[env.name],
-                                           rendered={p.path for p in plans} if request.only is not None else None)
+                                           rendered=selected if request.only is not None else None)
         violations.extend(found)
         if staging is not None:
             for folder, files in folders.items():
@@ -349,7 +375,34 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     if violations:
         raise ValidationFailed(sorted(violations))
     verdicts.save_passed(request.cache_dir, policy_digest, known, passed_now)
+    by_path = {p.path: p for p in plans}
+    for env in envs if index.root is not None else ():
+        index.put(digests[env.name], ((by_path[rb.path], rb.ids, _entry(rb)) for rb in fresh
+                                      if rb.ids and rb.path in by_path and rb.path.startswith(env.name + "/")))
     return result
+
+
+def _unchanged(request: BuildRequest, index: KeptIndex, digests: Mapping[str, str], plans: list,
+               held: Optional[Mapping[str, Held]]) -> dict:
+    """The bundles the target holds exactly as the kept index knows them for their plans:
+    path -> (their RenderedBundle, their plan). Held bundles are never among them."""
+    if index.root is None or not plans:
+        return {}
+    ids_by_path = request.content_ids(tuple(plans))
+    out = {}
+    for p in plans:
+        ids = ids_by_path.get(p.path)
+        if not ids or (held and p.path in held):
+            continue
+        entry = index.get(digests[p.env], p, ids)
+        if entry is not None:
+            out[p.path] = (RenderedBundle(p.path, entry.objects, entry.application, (), entry.warnings,
+                                          entry.verdict_key, True, entry.facts, None, False, tuple(ids)), p)
+    return out
+
+
+def _entry(rb: RenderedBundle) -> Entry:
+    return Entry(rb.objects, rb.application, rb.warnings, rb.verdict_key, rb.facts)
 
 
 def environment_files(renderer: Renderer, gates: BundleGates, env: EnvironmentPlan, facts: list,

@@ -21,7 +21,6 @@ from renderer.core.resources import POLICIES
 from renderer.pipeline.validate import BundleGates, EnvironmentAudit, bundle_facts
 
 DEFAULT_KUBERNETES_VERSION = "1.33"
-KUSTOMIZATION_API = "kustomize.config.k8s.io/v1beta1"
 
 
 def validate_folder(folder: Path, *, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
@@ -92,7 +91,7 @@ def _kustomization(bundle_dir: Path, rel: str, object_files: list[str]) -> list[
         return [f"{where}: kustomization: missing (render writes one per bundle)"]
     except Exception as exc:  # any parse failure is a finding about the file, not a crash
         return [f"{where}: kustomization: {str(exc).splitlines()[0]}"]
-    want = {"apiVersion": KUSTOMIZATION_API, "kind": "Kustomization", "resources": sorted(object_files)}
+    want = layout.kustomization(object_files)
     if len(docs) != 1 or docs[0] != want:
         got = docs[0] if len(docs) == 1 and isinstance(docs[0], dict) else {}
         extra = sorted(set(got) - set(want))

@@ -86,9 +86,13 @@ def same_inputs(plan: BundlePlan, previous_bundle_json: bytes) -> bool:
         doc = json.loads(previous_bundle_json)
     except ValueError:
         return False
+    return isinstance(doc, dict) and doc.get("inputDigest") == plan.input_digest and doc.get("signature") == signature_record(plan)
+
+
+def signature_record(plan: BundlePlan) -> dict | None:
+    """The verified signature as bundle.json records it (None: not verified)."""
     sig = plan.signature
-    want_sig = None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest}
-    return isinstance(doc, dict) and doc.get("inputDigest") == plan.input_digest and doc.get("signature") == want_sig
+    return None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest}
 
 
 def files_digest(files, skip: tuple = ("bundle.json",)) -> str:
@@ -104,7 +108,6 @@ def files_digest(files, skip: tuple = ("bundle.json",)) -> str:
 
 def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
     """Provenance beside the objects: only what derives from this bundle's own inputs."""
-    sig = plan.signature
     doc = {
         "env": plan.env,
         "tenant": plan.tenant,
@@ -121,7 +124,7 @@ def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
             "database": plan.names.database, "schema": plan.names.schema, "dbRole": plan.names.db_role,
             **stores.owned(plan),
         },
-        "signature": None if sig is None else {"keyFingerprint": sig.key_fingerprint, "payloadDigest": sig.payload_digest},
+        "signature": signature_record(plan),
         "objects": [{"file": f, "apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"],
                      "namespace": o["metadata"].get("namespace", "")} for f, o in objects],
     }

@@ -17,6 +17,7 @@ from typing import Optional
 import jinja2
 import yaml
 
+from renderer.core import layout
 from renderer.core.kinds import WAVE_ANNOTATION, sync_wave
 from renderer.pipeline.context import (  # noqa: F401  (TemplateError, the constants: re-exported)
     KYVERNO_TLOG, MANAGED_BY, TOKEN_DIR, TemplateError, _argocd_labels, _identity, _uses_kafka, bundle_context)
@@ -184,11 +185,7 @@ class Renderer:
                     raise TemplateError(f"two objects of bundle {plan.path} map to the file {fname}")
                 objects[fname] = with_sync_wave(obj)
         ordered = tuple(sorted(objects.items()))
-        kustomization = {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": [f for f, _ in ordered],
-        }
+        kustomization = layout.kustomization(f for f, _ in ordered)
         files = [(f, dump(o)) for f, o in ordered]
         files.append(("kustomization.yaml", dump(kustomization)))
         files.append(("bundle.json", bundle_json(plan, ordered, files_digest(files))))

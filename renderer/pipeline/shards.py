@@ -149,8 +149,7 @@ def _check_one(plan: BundlePlan, root: Path, claimed: dict) -> CheckedBundle:
     gates.warnings.clear()
     if bundle is not None:
         objects = len(bundle.objects)
-        want = dump({"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-                     "resources": [name for name, _ in bundle.objects]})
+        want = dump(layout.kustomization(name for name, _ in bundle.objects))
         if raw.get(layout.KUSTOMIZATION) != want:
             out.append(f"{where}/{layout.KUSTOMIZATION}: Kustomization/-: shard-files: not the kustomization render "
                        "writes (exactly the bundle's object files)")

@@ -83,6 +83,12 @@ class BundleGates:
             out += self.check_policies(bundle.path, bundle.objects, json.loads(dict(bundle.files)["bundle.json"]))
         return out, key
 
+    def digest(self, kubernetes_version: str, kinds: Sequence[tuple[str, str]], policies: bool = True) -> str:
+        """sha256 over what decides these gates' verdicts on a bundle of ``kinds`` under
+        ``kubernetes_version``: the policies and every schema (``SchemaStore.digest``)."""
+        policy = self.policy_digest if policies else "no-policy-gate"
+        return hashlib.sha256(f"{policy}\0{self._store(kubernetes_version).digest(kinds)}".encode()).hexdigest()
+
     @property
     def policy_digest(self) -> str:
         if self._policy_digest is None:
@@ -104,6 +110,8 @@ class BundleGates:
 
 
 TENANT_LABEL = "plugins.adapstory.io/tenant"
+_FACT_KEYS = frozenset(("bundle", "tenant", "plugin", "claims", "acl_names", "peers", "namespaces", "topic_prefix",
+                        "kafka_users", "kafka_secrets"))
 TOPIC_PREFIX_ANNOTATION = "plugins.adapstory.io/topic-prefix"
 PLUGIN_LABEL = "plugins.adapstory.io/plugin"
 
@@ -183,9 +191,31 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
                     for peer in targets:
                         peers.append((f"{fname}: {_id(obj)}", _peer_namespace(peer)))
     claims += [("Kafka secret", secret) for _, secret in kafka_secrets]
-    return {"bundle": path, "tenant": tenant, "plugin": plugin, "claims": sorted(set(claims)),
+    return {"bundle": path, "tenant": tenant, "plugin": plugin, "claims": sorted(set(claims)),  # keys: _FACT_KEYS
             "acl_names": acl_names, "peers": peers, "namespaces": sorted(namespaces), "topic_prefix": topic_prefix,
             "kafka_users": sorted(kafka_users), "kafka_secrets": kafka_secrets}
+
+
+_PAIRS = ("claims", "acl_names", "peers", "kafka_secrets")  # lists of pairs in bundle_facts
+
+
+def facts_from_json(doc) -> Optional[dict]:
+    """``bundle_facts`` back from its JSON form (pairs as tuples); None when ``doc`` is not that shape."""
+    if not isinstance(doc, dict) or set(doc) != _FACT_KEYS:
+        return None
+    out = dict(doc)
+    for key in _PAIRS:
+        pairs = doc[key]
+        if not isinstance(pairs, list) or not all(isinstance(x, list) and len(x) == 2 and all(isinstance(v, str) for v in x)
+                                                  for x in pairs):
+            return None
+        out[key] = [tuple(x) for x in pairs]
+    for key in ("namespaces", "kafka_users"):
+        if not isinstance(doc[key], list) or not all(isinstance(v, str) for v in doc[key]):
+            return None
+    if not all(isinstance(doc[k], str) for k in ("bundle", "tenant", "plugin", "topic_prefix")):
+        return None
+    return out
 
 
 def _peer_namespace(peer: dict) -> str:

@@ -1,0 +1,137 @@
+"""The kept index: bundles that passed every gate on this machine, by the exact content of their files.
+
+Where it sits: ``pipeline.build`` looks bundles up in it before rendering and adds the bundles of
+a successful run after it; ``flows.commit`` supplies the content ids (the git blob ids of the
+GitOps repo's head, read from its tree: no file is read to find them). An entry says: the files
+with exactly these ids, at this bundle path, passed every gate whose verdicts these gates digest
+decides (policies, schemas: ``BundleGates.digest``), and are what render wrote for this
+inputDigest and signature. A bundle at the head whose ids and plan match an entry is kept without
+reading, rendering or checking it again; its isolation facts (for the environment-wide audit),
+its Application and its warnings come from the entry, as they were computed from those files.
+
+Trust: like the policy-verdict cache it lives under RENDER_CACHE_DIR, only render writes it, and
+only after every gate passed; what the GitOps repo says of itself (bundle.json) is never read
+here. An entry that does not parse, is too big or has the wrong shape is a miss (the bundle is
+rendered and checked). ``--no-cache`` ignores it. One small file per entry, written atomically,
+so concurrent runs never corrupt it; the folder is per gates digest, so a change of policies or
+schemas starts afresh, and at most ``MAX_FOLDERS`` digests are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from renderer.core import layout
+from renderer.pipeline.plan import BundlePlan
+from renderer.pipeline.provenance import signature_record
+from renderer.pipeline.validate import facts_from_json
+
+VERSION = "v1"
+MAX_ENTRY_BYTES = 256 << 10  # an entry is a few KiB (facts, the Application)
+MAX_FOLDERS = 8  # gates digests kept side by side (older ones are removed)
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+Ids = tuple[tuple[str, str], ...]  # ((file name, content id), ...) sorted by name
+
+
+@dataclass(frozen=True)
+class Entry:
+    objects: int
+    application: tuple[str, bytes]  # (file name, bytes) of the bundle's Argo CD Application
+    warnings: tuple[str, ...]
+    verdict_key: str  # validate.policy_key of the files
+    facts: dict  # validate.bundle_facts of the files
+
+
+def entry_key(gates_digest: str, path: str, ids: Ids) -> str:
+    h = hashlib.sha256(f"{VERSION}\0{gates_digest}\0{path}\0".encode())
+    for name, content_id in sorted(ids):
+        h.update(f"{name}\0{content_id}\n".encode())
+    return h.hexdigest()
+
+
+class KeptIndex:
+    """Lookups and additions for one run; ``cache_dir`` None: an index that knows nothing."""
+
+    def __init__(self, cache_dir: Optional[Path]):
+        self.root = None if cache_dir is None else Path(cache_dir) / "kept-bundles" / VERSION
+
+    def _file(self, gates_digest: str, key: str) -> Path:
+        return self.root / gates_digest / key[:2] / f"{key}.json"
+
+    def get(self, gates_digest: str, plan: BundlePlan, ids: Ids) -> Optional[Entry]:
+        """The entry for these exact files at ``plan.path``, when render wrote them for exactly this
+        plan's inputDigest and signature; None otherwise."""
+        if self.root is None or not ids or not _HEX.match(gates_digest):
+            return None
+        try:
+            with open(self._file(gates_digest, entry_key(gates_digest, plan.path, ids)), "rb") as fh:
+                raw = fh.read(MAX_ENTRY_BYTES + 1)
+            doc = json.loads(raw) if len(raw) <= MAX_ENTRY_BYTES else None
+        except (OSError, ValueError):
+            return None
+        return _entry(doc, plan)
+
+    def put(self, gates_digest: str, items: Iterable[tuple[BundlePlan, Ids, Entry]]) -> int:
+        """Record bundles that passed every gate in this run (an entry that exists is written
+        again: it may be one that did not read back); returns how many were written. A cache
+        that cannot be written only costs time later."""
+        if self.root is None or not _HEX.match(gates_digest):
+            return 0
+        written = 0
+        try:
+            folder = self.root / gates_digest
+            folder.mkdir(parents=True, exist_ok=True)
+            for plan, ids, entry in items:
+                path = self._file(gates_digest, entry_key(gates_digest, plan.path, ids))
+                path.parent.mkdir(exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(_document(plan, entry))
+                os.replace(tmp, path)
+                written += 1
+            self._prune(keep=gates_digest)
+        except OSError:
+            pass
+        return written
+
+    def _prune(self, keep: str) -> None:
+        folders = sorted((p for p in self.root.iterdir() if p.is_dir() and p.name != keep),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in folders[MAX_FOLDERS - 1:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _document(plan: BundlePlan, entry: Entry) -> bytes:
+    return json.dumps({
+        "input": plan.input_digest, "signature": signature_record(plan), "objects": entry.objects,
+        "application": [entry.application[0], entry.application[1].decode("utf-8")],
+        "warnings": list(entry.warnings), "verdict": entry.verdict_key, "facts": entry.facts,
+    }, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _entry(doc, plan: BundlePlan) -> Optional[Entry]:
+    """The entry, when ``doc`` has its shape and was written for this plan's inputs and signature."""
+    if not isinstance(doc, dict) or doc.get("input") != plan.input_digest or doc.get("signature") != signature_record(plan):
+        return None
+    app, warnings, objects, verdict = doc.get("application"), doc.get("warnings"), doc.get("objects"), doc.get("verdict")
+    facts = facts_from_json(doc.get("facts"))
+    if (facts is None or type(objects) is not int or objects < 1 or not isinstance(verdict, str) or not _HEX.match(verdict)
+            or not (isinstance(app, list) and len(app) == 2 and all(isinstance(v, str) for v in app))
+            or not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings))
+            or facts["bundle"] != plan.path or app[0] != layout.application_file(plan.names.app)):
+        return None
+    return Entry(objects, (app[0], app[1].encode("utf-8")), tuple(warnings), verdict, facts)
+
+
+def ids_of(files: Sequence[tuple[str, bytes]], content_id) -> Ids:
+    """A bundle's ((file name, content id), ...) by ``content_id`` (bytes -> id)."""
+    return tuple(sorted((name, content_id(data)) for name, data in files))
