@@ -27,11 +27,11 @@ from typing import Any, Mapping, Optional
 
 import urllib3
 import yaml
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
-from kubernetes.client.rest import ApiException
-from kubernetes.config.config_exception import ConfigException
-from kubernetes.config.incluster_config import SERVICE_CERT_FILENAME, SERVICE_TOKEN_FILENAME, InClusterConfigLoader
+# The kubernetes client takes about a second to import: it is imported by the functions that
+# talk to the API server (``api_client``, ``list_applications``), so that every other command of
+# the CLI starts without it. Its in-cluster paths, as the client names them (a test compares them):
+SERVICE_TOKEN_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+SERVICE_CERT_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 
 from renderer.core.errors import OutsideSystemError, RefusingToProceed
 
@@ -120,8 +120,13 @@ def _str(obj: Any) -> Optional[str]:
 # ------------------------------------------------------------------------------------ connecting
 
 
-def api_client(settings: KubeSettings) -> k8s.ApiClient:
+def api_client(settings: KubeSettings) -> "k8s.ApiClient":
     """An ApiClient of its own (the kubernetes package's global default is never touched)."""
+    from kubernetes import client as k8s
+    from kubernetes import config as k8s_config
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.incluster_config import InClusterConfigLoader
+
     configuration = type.__call__(k8s.Configuration)
     path = settings.kubeconfig or _default_kubeconfig()
     try:
@@ -171,6 +176,8 @@ def _one_line(exc: BaseException) -> str:
 def list_applications(settings: KubeSettings, namespace: str, label_selector: str) -> list[Application]:
     """Every Application in ``namespace`` matching ``label_selector``, read in pages of
     ``settings.page_size``; sorted by name."""
+    from kubernetes import client as k8s
+
     api = api_client(settings)
     host = api.configuration.host
     try:
@@ -181,7 +188,9 @@ def list_applications(settings: KubeSettings, namespace: str, label_selector: st
     return sorted(apps, key=lambda a: (a.namespace, a.name))
 
 
-def _pages(custom: k8s.CustomObjectsApi, host: str, namespace: str, selector: str, settings: KubeSettings) -> list:
+def _pages(custom: "k8s.CustomObjectsApi", host: str, namespace: str, selector: str, settings: KubeSettings) -> list:
+    from kubernetes.client.rest import ApiException
+
     items: list = []
     token: Optional[str] = None
     seen: set[str] = set()

@@ -283,6 +283,29 @@ def _scalar(value: Any) -> str:
     return text
 
 
+_block_text: dict = {}
+
+
+def _block(value: str, indent: int) -> str:
+    """``|`` header and lines of a multi-line string that is a mapping value at column ``indent``:
+    PyYAML's own text at column 0 (memoised), its content lines moved right by ``indent`` (a
+    literal block's lines are indented from their key; empty lines carry no indentation). A
+    string PyYAML does not write as a literal block, or writes with ``|+`` (which can end the
+    document with ``...``), goes to PyYAML directly."""
+    parts = _block_text.get(value)
+    if parts is None:
+        text = dump_reference({"k": value}).decode()
+        header, _, body = text[3:].partition("\n")
+        if not header.startswith("|") or header.endswith("+") or "\r" in body or _BREAKS.search(body.replace("\n", "")):
+            raise _Fallback
+        parts = (header, tuple(body.split("\n")[:-1]))
+        if len(_block_text) < _MEMO_LIMIT:
+            _block_text[value] = parts
+    header, lines = parts
+    pad = " " * indent
+    return header + "\n" + "".join(pad + line + "\n" if line else "\n" for line in lines)
+
+
 def _key(value: Any) -> str:
     if type(value) is not str:
         raise _Fallback
@@ -316,6 +339,8 @@ def _mapping(d: dict, indent: int, first: str, out: list) -> None:
                 _sequence(v, indent, pad, out)
             else:
                 out.append(line + ": []\n")
+        elif type(v) is str and "\n" in v:
+            out.append(line + ": " + _block(v, indent))
         else:
             out.append(line + ": " + _scalar(v) + "\n")
 

@@ -13,9 +13,9 @@ Violations read ``bundle/file: kind/name: rule: message``.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
-import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -231,9 +231,29 @@ def _peer_namespace(peer: dict) -> str:
     return labels["kubernetes.io/metadata.name"]
 
 
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
+
+
 def _names_tenant(text: str, tenant: str) -> bool:
     """Whether ``text`` holds ``tenant`` as a whole id (not inside a longer name), followed by '.' or '_'."""
-    return re.search(rf"(?<![a-z0-9-]){re.escape(tenant)}[._]", text) is not None
+    start = text.find(tenant)
+    while start != -1:
+        end = start + len(tenant)
+        if (start == 0 or text[start - 1] not in _ID_CHARS) and end < len(text) and text[end] in "._":
+            return True
+        start = text.find(tenant, start + 1)
+    return False
+
+
+def _covered(ordered: list[tuple[str, str]], prefix: str) -> list[tuple[str, str]]:
+    """The (string, owner) pairs of ``ordered`` (sorted) whose string starts with ``prefix``: one
+    contiguous run in sorted order, so this costs a bisection and the run."""
+    i = bisect.bisect_left(ordered, (prefix, ""))
+    out = []
+    while i < len(ordered) and ordered[i][0].startswith(prefix):
+        out.append(ordered[i])
+        i += 1
+    return out
 
 
 class EnvironmentAudit:
@@ -287,16 +307,24 @@ class EnvironmentAudit:
         for f in self.facts:
             tenant_bundle.setdefault(f["tenant"], f["bundle"])
         prefixes = self._prefixes(out)
+        # prefix checks by sorted order (a prefix and the strings it starts are one run), not pairs
+        by_prefix = sorted((prefix, tenant) for tenant, prefix in prefixes.items() if prefix)
+        owners_of_prefix: dict[str, list[str]] = defaultdict(list)
+        for prefix, tenant in by_prefix:
+            owners_of_prefix[prefix].append(tenant)
+        prefix_lengths = sorted({len(prefix) for prefix, _ in by_prefix})
         for tenant, prefix in sorted(prefixes.items()):
-            for other, theirs in sorted(prefixes.items()):
-                if other != tenant and prefix and theirs and theirs.startswith(prefix):
+            if not prefix:
+                continue
+            for theirs, other in sorted(_covered(by_prefix, prefix), key=lambda pair: pair[1]):
+                if other != tenant:
                     out.append(f"{tenant_bundle[tenant]}: KafkaUser: isolation-topic-prefix: tenant {tenant}'s topic "
                                f"prefix {prefix!r} also covers tenant {other}'s {theirs!r}")
-        groups = sorted({v for f in self.facts for k, v in f["claims"] if k == "consumer-group prefix"})
         group_owner = {v: f["bundle"] for f in self.facts for k, v in f["claims"] if k == "consumer-group prefix"}
-        for g in groups:
-            for h in groups:
-                if g != h and h.startswith(g):
+        groups = sorted((g, "") for g in group_owner)
+        for g, _ in groups:
+            for h, _ in _covered(groups, g):
+                if h != g:
                     out.append(f"{group_owner[g]}: KafkaUser: isolation-group-prefix: consumer-group prefix {g!r} "
                                f"also covers {h!r} of {group_owner[h]}")
         for f in self.facts:
@@ -311,8 +339,10 @@ class EnvironmentAudit:
                 if not prefix or not name.startswith(prefix):
                     out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} lies outside tenant "
                                f"{f['tenant']}'s topic namespace{f' ({prefix!r})' if prefix else ''}")
-                for other, theirs in sorted(prefixes.items()):
-                    if other != f["tenant"] and theirs and name.startswith(theirs):
+                touched = sorted((other, name[:n]) for n in prefix_lengths if n <= len(name)
+                                 for other in owners_of_prefix.get(name[:n], ()))
+                for other, theirs in touched:
+                    if other != f["tenant"]:
                         out.append(f"{f['bundle']}/{where}: isolation-foreign-topic: ACL {name!r} touches tenant "
                                    f"{other}'s topic namespace (owned by {tenant_bundle[other]})")
             # the only Kafka secret a bundle may read is the one Strimzi writes for its own KafkaUser

@@ -14,7 +14,9 @@ GOLDEN = Path(__file__).resolve().parents[1] / "golden"
 TRICKY = ["", "yes", "no", "on", "null", "~", "1", "1.0", "0x1f", "1e3", "-", "- x", "a: b", "#c", "x #c", "k8s-app",
           "tenant.4f1c.quiz.", "é", "tab\tx", "quote'\"", "{a}", "[b]", "*x", "&y", "!t", "%p", "@a", "`b", "|", ">",
           "trailing ", " leading", "multi\nline\n", "multi\nline", "-----BEGIN KEY-----\nAB==\n-----END KEY-----\n",
-          "\U0001F600", "\u2028", "a\u2029b", "c\x85d", "e\rf", "2026-11-26", "12:30", "=", "<<", "x" * 300, "?", ":", ",", "a,b", "0o17", ".inf", "1_000", "0b101", "1:30", "true", "True", "Off", "NULL", "=", ".5", "-1", "1e-3", "0.0.0.0/0"]
+          "\U0001F600", "\u2028", "a\u2029b", "c\x85d", "e\rf", "2026-11-26", "12:30", "=", "<<", "x" * 300, "?", ":", ",", "a,b", "0o17", ".inf", "1_000", "0b101", "1:30", "true", "True", "Off", "NULL", "=", ".5", "-1", "1e-3", "0.0.0.0/0",
+          "a\n\nb\n", "kept\n\n", " lead\nx\n", "x\n  indented\n  more\n", "trailing \nx", "x\n\n\ny", "\nleading-break",
+          "tab\n\tx\n", "é\nü\n", "a\u2028b\nc", "#x\n- y\n", "x\r\ny"]
 
 
 PLAIN_LOOKING = "aZ09_./=-:+ #"

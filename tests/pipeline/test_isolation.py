@@ -150,3 +150,72 @@ def test_render_validate_runs_the_policy_gate_with_rule_names(rendered, render, 
     result = render("validate", rendered)
     assert result.code == 1
     assert any(line.startswith(f"{rel}: ") and f": {rule}: " in line for line in result.err.splitlines()), result.err
+
+
+# ------------------------------------------------------------------------------------ prefix checks at scale
+# The audit finds "a prefix that covers another" by sorted order instead of comparing every pair
+# (10,000 bundles are 100 million pairs). These compare it with the pairwise rules on random facts
+# built to collide: short alphabets, prefixes of each other, ACLs inside and outside them.
+
+import random  # noqa: E402
+
+
+def _pairwise(audit: EnvironmentAudit) -> list[tuple]:
+    """The three prefix rules as the audit defined them before: every pair compared."""
+    prefixes = audit._prefixes([])
+    out = []
+    for tenant, prefix in sorted(prefixes.items()):
+        for other, theirs in sorted(prefixes.items()):
+            if other != tenant and prefix and theirs and theirs.startswith(prefix):
+                out.append(("tenant", tenant, other))
+    groups = sorted({v for f in audit.facts for k, v in f["claims"] if k == "consumer-group prefix"})
+    for g in groups:
+        for h in groups:
+            if g != h and h.startswith(g):
+                out.append(("group", g, h))
+    for f in audit.facts:
+        own_groups = {v for k, v in f["claims"] if k == "consumer-group prefix"}
+        for _, name in f["acl_names"]:
+            if name in own_groups:
+                continue
+            for other, theirs in sorted(prefixes.items()):
+                if other != f["tenant"] and theirs and name.startswith(theirs):
+                    out.append(("touch", name, other))
+    return out
+
+
+def _found(lines: list[str]) -> list[tuple]:
+    out = []
+    for line in lines:
+        if "isolation-topic-prefix" in line and "also covers tenant" in line:
+            tenant = line.split("tenant ")[1].split("'s")[0]
+            other = line.split("also covers tenant ")[1].split("'s")[0]
+            out.append(("tenant", tenant, other))
+        elif "isolation-group-prefix" in line:
+            g = line.split("consumer-group prefix '")[1].split("'")[0]
+            h = line.split("also covers '")[1].split("'")[0]
+            out.append(("group", g, h))
+        elif "touches tenant" in line:
+            name = line.split("ACL '")[1].split("'")[0]
+            other = line.split("touches tenant ")[1].split("'s")[0]
+            out.append(("touch", name, other))
+    return out
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, id=f"seed-{s}") for s in range(12)])
+def test_the_prefix_rules_by_sorted_order_find_exactly_what_comparing_every_pair_finds(seed):
+    rng = random.Random(seed)
+    facts = []
+    for i in range(rng.randint(5, 60)):
+        tenant = "t" + "".join(rng.choice("ab") for _ in range(rng.randint(1, 4)))
+        prefix = rng.choice(["", f"{tenant}.", f"{tenant}.x", f"{tenant[:-1]}."]) if i % 5 else f"{tenant}."
+        groups = [f"{tenant}.g{''.join(rng.choice('ab') for _ in range(rng.randint(0, 2)))}" for _ in range(rng.randint(0, 2))]
+        acls = [f"t{''.join(rng.choice('ab') for _ in range(rng.randint(1, 5)))}.{rng.choice('xyz')}" for _ in range(3)]
+        claims = [("KafkaUser", f"kafka/u{i}")] + [("consumer-group prefix", g) for g in groups]
+        facts.append({"bundle": f"dev/plugins/{tenant}/p{i}", "tenant": tenant, "plugin": f"p{i}", "claims": claims,
+                      "acl_names": [(f"f{i}", a) for a in acls + groups], "peers": [], "namespaces": [f"ns{i}"],
+                      "topic_prefix": prefix, "kafka_users": [f"kafka/u{i}"], "kafka_secrets": []})
+    audit = EnvironmentAudit("dev", facts, None)
+    expected = _pairwise(audit)
+    assert _found(audit.violations()) == expected
+    assert expected or seed % 4, "most seeds collide somewhere"
