@@ -52,14 +52,14 @@ def commit(request: CommitFlowRequest) -> Outcome:
     with open_repo(request.options, write=True) as repo:
         snap = repo.snapshot()
         rendered = _joined(request, snap) if request.from_shards else _render(request, snap)
-        return repo.commit(CommitRequest(rendered, snap.base, request.options))
+        return repo.commit(CommitRequest(rendered, snap.base, request.options, snap.tree))
 
 
 def diff(request: CommitFlowRequest) -> Report:
     with open_repo(request.options, write=False) as repo:
         snap = repo.snapshot()
         rendered = _render(request, snap)
-        return repo.diff(CommitRequest(rendered, snap.base, request.options))
+        return repo.diff(CommitRequest(rendered, snap.base, request.options, snap.tree))
 
 
 def rendered_files(build_request: BuildRequest, source_commit: Optional[str] = None) -> Rendered:
@@ -83,6 +83,12 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
             content_id=snap.blob_id if keep else None))
         files = _read_output(out)
     kept = {f"{path}/{name}": oid for path, ids in result.unchanged.items() for name, oid in ids}
+    for path, data in result.unchanged_apps.items():  # the head's copy when it is the same bytes
+        oid = snap.holds(path, data)
+        if oid is not None:
+            kept[path] = oid
+        else:
+            files[path] = data
     by_path = {c.bundle: c for c in claims}
     for path in sorted(result.held):
         files[layout.parse_bundle(path).hold] = hold_file(by_path[path])

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
+from functools import cached_property
 from typing import Callable, Iterable, Iterator, Optional
 
 from renderer.core import layout
@@ -29,7 +30,7 @@ from renderer.gitops.changes import (
     plan_commit,
     rebase,
 )
-from renderer.gitops.git import Git, Tree
+from renderer.gitops.git import BLOB, Git, Tree
 from renderer.gitops.history import HeldClaim, held_claims
 from renderer.gitops.request import Rendered
 from renderer.gitops.texts import commit_message
@@ -93,6 +94,10 @@ class CommitRequest:
     rendered: Rendered
     base: Optional[str]
     options: CommitOptions
+    tree: Optional[Tree] = None  # the snapshot's tree at ``base`` (listed again when not given)
+
+    def base_tree(self, g: Git) -> Tree:
+        return self.tree if self.tree is not None else g.tree(self.base)
 
 
 @dataclass(frozen=True)
@@ -110,16 +115,32 @@ class Snapshot:
         by the branch's history, and notes on the hold claims that do not hold up."""
         return held_claims(self._git, self.base, self.tree) if self._git is not None else ([], [])
 
+    @cached_property
+    def _folders(self) -> dict[str, list[tuple[str, str]]]:
+        """{bundle folder: [(file name, blob id), ...]} of the head, grouped once per snapshot."""
+        grouped: dict[str, list[tuple[str, str]]] = {}
+        other: set[str] = set()  # folders that are not bundle folders (each checked once)
+        for path, (_mode, oid) in self.tree.items():
+            folder, _, name = path.rpartition("/")
+            items = grouped.get(folder)
+            if items is None:
+                if folder in other or layout.parse_bundle(folder) is None:
+                    other.add(folder)
+                    continue
+                items = grouped[folder] = []
+            items.append((name, oid))
+        return grouped
+
     def bundle_ids(self, bundle_paths: Iterable[str]) -> dict[str, tuple[tuple[str, str], ...]]:
         """``{bundle path: ((file name, blob id), ...)}`` at the head, from the tree alone (no
         file is read), for the bundles given that the head holds."""
-        wanted = set(bundle_paths)
-        out: dict[str, list[tuple[str, str]]] = {}
-        for path, (_mode, oid) in self.tree.items():
-            folder, _, name = path.rpartition("/")
-            if folder in wanted:
-                out.setdefault(folder, []).append((name, oid))
-        return {folder: tuple(sorted(items)) for folder, items in out.items()}
+        folders = self._folders
+        return {path: tuple(sorted(folders[path])) for path in set(bundle_paths) if path in folders}
+
+    def holds(self, path: str, data: bytes) -> Optional[str]:
+        """The blob id of ``path`` when the head holds exactly ``data`` there as a plain file."""
+        oid = self._git.blob_id(data)
+        return oid if self.tree.get(path) == (BLOB, oid) else None
 
     def blob_id(self, data: bytes) -> str:
         """The id git gives ``data`` as a blob in this repository (what ``bundle_ids`` lists)."""
@@ -128,14 +149,11 @@ class Snapshot:
     def bundle_files(self, bundle_paths: Iterable[str], names: Optional[Iterable[str]] = None) -> dict[str, dict[str, bytes]]:
         """``{bundle path: {file name: bytes}}`` at the head, for the bundles given (all their files,
         or only ``names``), read in one batch."""
-        wanted = set(bundle_paths)
+        folders = self._folders
         only = set(names) if names is not None else None
-        entries: dict[str, list[tuple[str, str]]] = {}
-        for path, (_mode, oid) in self.tree.items():
-            inside = layout.parse_bundle_file(path)
-            if inside is None or inside[0].path not in wanted or (only is not None and inside[1] not in only):
-                continue
-            entries.setdefault(inside[0].path, []).append((inside[1], oid))
+        entries = {path: [(name, oid) for name, oid in folders[path] if only is None or name in only]
+                   for path in set(bundle_paths) if path in folders}
+        entries = {path: items for path, items in entries.items() if items}
         blobs = self._read(oid for items in entries.values() for _, oid in items)
         return {path: {name: blobs[oid] for name, oid in sorted(items)} for path, items in entries.items()}
 
@@ -161,7 +179,7 @@ class Repo:
         """What ``commit`` would change, never writing to the repository."""
         ws, opts = self.ws, request.options
         base = request.base
-        tree = ws.g.tree(base)
+        tree = request.base_tree(ws.g)
         change = plan_commit(tree, request.rendered, ws.g)
         new, edits = apply(tree, change)
         refusals = check_mass_delete(tree, new, opts.max_delete_share, opts.allow_mass_delete)
@@ -176,7 +194,7 @@ class Repo:
         with ws.locked():
             ws.require_clean()
             start = request.base
-            start_tree = ws.g.tree(start)
+            start_tree = request.base_tree(ws.g)
             change = plan_commit(start_tree, request.rendered, ws.g)
             head = ws.head(ws.branch)
             tree = start_tree
@@ -185,7 +203,7 @@ class Repo:
                 check_managed(tree, ws.g, ws.display)
                 change = rebase(change, tree)
             outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes,
-                              kept=len({unit_of(path) for path in request.rendered.kept}))
+                              kept=len({unit_of(path) for path in request.rendered.kept if layout.parse_bundle_file(path)}))
 
             def message(report: diffmod.Report) -> str:
                 return commit_message(report, request.rendered, outcome.notes)

@@ -24,7 +24,7 @@ from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
 from renderer.pipeline.keptindex import Entry, KeptIndex, ids_of
-from renderer.pipeline.provenance import files_intact, files_of
+from renderer.pipeline.provenance import files_intact, files_of, signature_record
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
 from renderer.pipeline.render import EMITTED, Bundle, Renderer
 from renderer.pipeline.shards import FACTS_FILE, Shard, facts_document
@@ -68,7 +68,8 @@ class BuildRequest:
     # The target's content ids (``keptindex``): given the plans, ((file name, id), ...) of each
     # bundle the target holds now, and the function that computes an id from bytes (the git blob
     # id). With a cache folder, a bundle whose ids and plan are in the kept index is kept as it
-    # is at the target: not read, rendered, checked or written (``BuildResult.unchanged``).
+    # is at the target: not read, rendered, checked or written (``BuildResult.unchanged``), and
+    # its Application is returned, not written (``BuildResult.unchanged_apps``).
     content_ids: Optional[Callable[[tuple], Mapping[str, tuple]]] = None
     content_id: Optional[Callable[[bytes], str]] = None
 
@@ -100,8 +101,10 @@ class BuildResult:
     notes: list = field(default_factory=list)  # drift (changed outside render), holds kept or released
     held: set = field(default_factory=set)  # bundle paths written from a held earlier state
     # bundle path -> ((file name, content id), ...): kept exactly as the target holds them, not
-    # written to the output (``BuildRequest.content_ids``; the kept index vouched for them)
+    # written to the output (``BuildRequest.content_ids``; the kept index vouched for them) ...
     unchanged: dict = field(default_factory=dict)
+    # ... nor are their Applications (output path -> bytes): the caller compares them with the target
+    unchanged_apps: dict = field(default_factory=dict)
 
 
 _worker: dict = {}
@@ -200,8 +203,10 @@ def build(request: BuildRequest) -> BuildResult:
         raise SchemasMissing(missing)
     selected = tuple(p for e in envs for p in e.bundles if (request.only is None or p.key == request.only)
                      and (request.shard is None or request.shard.owns(p)))
-    if request.deployed is not None:
-        check_moves(inputs, selected, request.deployed(selected))
+    target = _target(request, envs, selected, gates)
+    if request.deployed is not None:  # a bundle kept as it is does not move: its head is not read
+        same = _unchanged(target, selected, request.held, signatures=False)
+        check_moves(inputs, selected, request.deployed(tuple(p for p in selected if p.path not in same)))
     t = time.perf_counter()
     selected = verify_stage.verify(inputs, selected, offline=request.offline,
                                    insecure_registries=request.insecure_registries, cache_dir=request.cache_dir)
@@ -216,7 +221,7 @@ def build(request: BuildRequest) -> BuildResult:
         owned = {e.name for e in envs} | {FACTS_FILE}
     staging = Staging(request.out, owned) if request.out is not None else None
     try:
-        result = _render_all(request, envs, selected, staging, gates, timings, held)
+        result = _render_all(request, envs, selected, staging, gates, timings, held, target)
         result.notes[:0] = hold_notes
         if staging is not None:
             t = time.perf_counter()
@@ -288,7 +293,7 @@ def _warning(finding, root: Path) -> str:
 
 
 def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], gates: BundleGates,
-                timings: dict, held: Optional[Mapping[str, Held]] = None) -> BuildResult:
+                timings: dict, held: Optional[Mapping[str, Held]] = None, target: Optional["_Target"] = None) -> BuildResult:
     t = time.perf_counter()
     plans = list(plans)
     jobs = request.jobs or os.cpu_count() or 1
@@ -300,7 +305,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     everything: list[RenderedBundle] = []  # a shard's facts file lists them
     fresh: list[RenderedBundle] = []  # for the kept index, once the run passed
 
-    def take(rendered: list[RenderedBundle]) -> None:
+    def take(rendered: list[RenderedBundle], unchanged: bool = False) -> None:
         nonlocal done
         for rb in rendered:
             env = rb.path.split("/", 1)[0]
@@ -308,7 +313,10 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             result.warnings.extend(rb.warnings)
             if not rb.violations:
                 passed_now.append(rb.verdict_key)
-            apps_by_env[env].append(rb.application)
+            if unchanged:
+                result.unchanged_apps[f"{layout.argocd_dir(env)}/{rb.application[0]}"] = rb.application[1]
+            else:
+                apps_by_env[env].append(rb.application)
             facts_by_env[env].append(rb.facts)
             result.objects += rb.objects
             result.reused += rb.kept
@@ -328,17 +336,16 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     policy_digest = gates.policy_digest
     known = verdicts.load_passed(request.cache_dir, policy_digest)
     passed_now: list[str] = []
-    index = KeptIndex(request.cache_dir if request.content_ids is not None and request.content_id is not None else None)
-    digests = {e.name: gates.digest(e.platform.kubernetesVersion, EMITTED, request.policy_gate) for e in envs} \
-        if index.root is not None else {}
-    unchanged = _unchanged(request, index, digests, plans, held)
+    target = target or _target(request, envs, plans, gates)
+    index, digests = target.index, target.digests
+    unchanged = _unchanged(target, plans, held)
     selected = {p.path for p in plans}
     plans = [p for p in plans if p.path not in unchanged]
     reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
             reuse, request.policy_gate, held, request.content_id)
     total = len(plans) + len(unchanged)
-    take([rb for rb, _ in unchanged.values()])
+    take([rb for rb, _ in unchanged.values()], unchanged=True)
     result.unchanged = {path: rb.ids for path, (rb, _) in unchanged.items()}
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
@@ -377,32 +384,47 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     verdicts.save_passed(request.cache_dir, policy_digest, known, passed_now)
     by_path = {p.path: p for p in plans}
     for env in envs if index.root is not None else ():
-        index.put(digests[env.name], ((by_path[rb.path], rb.ids, _entry(rb)) for rb in fresh
+        index.put(digests[env.name], ((by_path[rb.path], rb.ids, _entry(rb, by_path[rb.path])) for rb in fresh
                                       if rb.ids and rb.path in by_path and rb.path.startswith(env.name + "/")))
     return result
 
 
-def _unchanged(request: BuildRequest, index: KeptIndex, digests: Mapping[str, str], plans: list,
-               held: Optional[Mapping[str, Held]]) -> dict:
-    """The bundles the target holds exactly as the kept index knows them for their plans:
-    path -> (their RenderedBundle, their plan). Held bundles are never among them."""
+@dataclass(frozen=True)
+class _Target:
+    """What the kept index may keep of the target (``BuildRequest.content_ids``), looked up once."""
+
+    index: KeptIndex
+    digests: Mapping[str, str]  # environment -> gates digest (BundleGates.digest)
+    ids: Mapping[str, tuple]  # bundle path -> ((file name, content id), ...) at the target
+
+
+def _target(request: BuildRequest, envs, plans, gates: BundleGates) -> _Target:
+    index = KeptIndex(request.cache_dir if request.content_ids is not None and request.content_id is not None else None)
     if index.root is None or not plans:
-        return {}
-    ids_by_path = request.content_ids(tuple(plans))
+        return _Target(index, {}, {})
+    digests = {e.name: gates.digest(e.platform.kubernetesVersion, EMITTED, request.policy_gate) for e in envs}
+    return _Target(index, digests, dict(request.content_ids(tuple(plans))))
+
+
+def _unchanged(target: _Target, plans, held: Optional[Mapping], signatures: bool = True) -> dict:
+    """The bundles the target holds exactly as the kept index knows them for their plans:
+    path -> (their RenderedBundle, their plan). Held bundles are never among them. With
+    ``signatures=False`` (before verification) the plans' signatures are not compared."""
     out = {}
     for p in plans:
-        ids = ids_by_path.get(p.path)
+        ids = target.ids.get(p.path)
         if not ids or (held and p.path in held):
             continue
-        entry = index.get(digests[p.env], p, ids)
+        entry = target.index.get(target.digests[p.env], p, ids, signature=signatures)
         if entry is not None:
             out[p.path] = (RenderedBundle(p.path, entry.objects, entry.application, (), entry.warnings,
                                           entry.verdict_key, True, entry.facts, None, False, tuple(ids)), p)
     return out
 
 
-def _entry(rb: RenderedBundle) -> Entry:
-    return Entry(rb.objects, rb.application, rb.warnings, rb.verdict_key, rb.facts)
+def _entry(rb: RenderedBundle, plan) -> Entry:
+    return Entry(plan.input_digest, signature_record(plan), rb.objects, rb.application, rb.warnings, rb.verdict_key,
+                 rb.facts)
 
 
 def environment_files(renderer: Renderer, gates: BundleGates, env: EnvironmentPlan, facts: list,

@@ -44,6 +44,8 @@ Ids = tuple[tuple[str, str], ...]  # ((file name, content id), ...) sorted by na
 
 @dataclass(frozen=True)
 class Entry:
+    input_digest: str  # the plan the files were written for (compared by ``get``)
+    signature: Optional[dict]
     objects: int
     application: tuple[str, bytes]  # (file name, bytes) of the bundle's Argo CD Application
     warnings: tuple[str, ...]
@@ -63,22 +65,30 @@ class KeptIndex:
 
     def __init__(self, cache_dir: Optional[Path]):
         self.root = None if cache_dir is None else Path(cache_dir) / "kept-bundles" / VERSION
+        self._read: dict[str, Optional[Entry]] = {}  # key -> the entry read, before the plan is compared
 
     def _file(self, gates_digest: str, key: str) -> Path:
         return self.root / gates_digest / key[:2] / f"{key}.json"
 
-    def get(self, gates_digest: str, plan: BundlePlan, ids: Ids) -> Optional[Entry]:
+    def get(self, gates_digest: str, plan: BundlePlan, ids: Ids, signature: bool = True) -> Optional[Entry]:
         """The entry for these exact files at ``plan.path``, when render wrote them for exactly this
-        plan's inputDigest and signature; None otherwise."""
+        plan's inputDigest and signature (``signature=False``: before the plan is verified, its
+        inputDigest only); None otherwise."""
         if self.root is None or not ids or not _HEX.match(gates_digest):
             return None
-        try:
-            with open(self._file(gates_digest, entry_key(gates_digest, plan.path, ids)), "rb") as fh:
-                raw = fh.read(MAX_ENTRY_BYTES + 1)
-            doc = json.loads(raw) if len(raw) <= MAX_ENTRY_BYTES else None
-        except (OSError, ValueError):
+        key = entry_key(gates_digest, plan.path, ids)
+        if key not in self._read:  # a second lookup (after verification) reads and checks nothing again
+            try:
+                with open(self._file(gates_digest, key), "rb") as fh:
+                    raw = fh.read(MAX_ENTRY_BYTES + 1)
+                self._read[key] = _entry(json.loads(raw), plan) if len(raw) <= MAX_ENTRY_BYTES else None
+            except (OSError, ValueError):
+                self._read[key] = None
+        found = self._read[key]
+        if found is None or found.input_digest != plan.input_digest \
+                or (signature and found.signature != signature_record(plan)):
             return None
-        return _entry(doc, plan)
+        return found
 
     def put(self, gates_digest: str, items: Iterable[tuple[BundlePlan, Ids, Entry]]) -> int:
         """Record bundles that passed every gate in this run (an entry that exists is written
@@ -112,15 +122,17 @@ class KeptIndex:
 
 def _document(plan: BundlePlan, entry: Entry) -> bytes:
     return json.dumps({
-        "input": plan.input_digest, "signature": signature_record(plan), "objects": entry.objects,
+        "input": plan.input_digest, "signature": signature_record(plan), "objects": entry.objects,  # the plan's own
         "application": [entry.application[0], entry.application[1].decode("utf-8")],
         "warnings": list(entry.warnings), "verdict": entry.verdict_key, "facts": entry.facts,
     }, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _entry(doc, plan: BundlePlan) -> Optional[Entry]:
-    """The entry, when ``doc`` has its shape and was written for this plan's inputs and signature."""
-    if not isinstance(doc, dict) or doc.get("input") != plan.input_digest or doc.get("signature") != signature_record(plan):
+    """The entry, when ``doc`` has its shape and belongs to ``plan``'s bundle (its inputs and
+    signature are compared by ``get``)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("input"), str) \
+            or not isinstance(doc.get("signature"), (dict, type(None))):
         return None
     app, warnings, objects, verdict = doc.get("application"), doc.get("warnings"), doc.get("objects"), doc.get("verdict")
     facts = facts_from_json(doc.get("facts"))
@@ -129,7 +141,7 @@ def _entry(doc, plan: BundlePlan) -> Optional[Entry]:
             or not (isinstance(warnings, list) and all(isinstance(w, str) for w in warnings))
             or facts["bundle"] != plan.path or app[0] != layout.application_file(plan.names.app)):
         return None
-    return Entry(objects, (app[0], app[1].encode("utf-8")), tuple(warnings), verdict, facts)
+    return Entry(doc["input"], doc["signature"], objects, (app[0], app[1].encode("utf-8")), tuple(warnings), verdict, facts)
 
 
 def ids_of(files: Sequence[tuple[str, bytes]], content_id) -> Ids:
