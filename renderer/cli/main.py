@@ -10,6 +10,7 @@ with ``RENDER_DEBUG=1``).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from typing import Callable, Optional, Sequence
@@ -86,7 +87,14 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], None]] = {
 }
 
 
+# A run allocates millions of small objects that live until it ends (plans, parsed inputs, trees):
+# with CPython's default threshold (700) the cyclic collector walks them over and over, about a
+# third of the time of planning 10,000 bundles. Collect young objects every 100,000 instead.
+GC_THRESHOLD = (100_000, 50, 100)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    gc.set_threshold(*GC_THRESHOLD)
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         # `render` alone: the demo -- render ./environments into ./rendered

@@ -360,7 +360,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     timings["render+validate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    renderer = Renderer(TEMPLATES)
+    renderer = _worker.get("renderer") or Renderer(TEMPLATES)  # the in-process worker's, when it ran here
     for env in envs:
         if request.shard is not None:  # the join renders the environment-wide files over every shard
             if staging is not None and apps_by_env[env.name]:

@@ -177,3 +177,53 @@ def test_a_rollback_across_a_migration_contract_step_is_refused_naming_versions_
     assert run.code == 1
     assert "from 1.4.0 to 1.2.0" in run.err and "crosses a contract step" in run.err and "1.3.0" in run.err
     assert git(repo, "rev-parse", "main").strip() == before
+
+
+# ------------------------------------------------------------------------------------ the kept index
+
+def _commit_json(render, env_dir, repo, *extra, **env) -> dict:
+    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", "--format", "json", *extra, **env)
+    assert run.code == 0, run.out + run.err
+    return json.loads(run.out)
+
+
+def test_an_unchanged_run_keeps_every_bundle_through_the_kept_index_and_commits_nothing(render, env_dir, tmp_path):
+    repo = tmp_path / "gitops"
+    first = _commit_json(render, env_dir, repo, "--init")
+    assert first["keptUnchanged"] == 0 and len(first["bundles"]) == 9
+    again = _commit_json(render, env_dir, repo)
+    assert again["unchanged"] is True and again["keptUnchanged"] == 9
+    text = render("commit", str(env_dir), "--repo", str(repo), "--offline")
+    assert "kept 9 bundle(s) exactly as the head holds them" in text.out
+
+
+def test_one_changed_install_renders_that_bundle_and_keeps_the_other_eight(render, env_dir, tmp_path):
+    repo = tmp_path / "gitops"
+    _commit_json(render, env_dir, repo, "--init")
+    install = env_dir / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
+    install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    run = _commit_json(render, env_dir, repo)
+    assert run["keptUnchanged"] == 8
+    assert [b["path"] for b in run["bundles"]] == [BUNDLE]
+    assert "maxReplicas: 2" in (repo / BUNDLE / "horizontalpodautoscaler-grade-sync.yaml").read_text()
+
+
+def test_no_cache_keeps_nothing_through_the_kept_index(render, env_dir, tmp_path):
+    repo = tmp_path / "gitops"
+    _commit_json(render, env_dir, repo, "--init")
+    run = _commit_json(render, env_dir, repo, "--no-cache")
+    assert run["unchanged"] is True and run["keptUnchanged"] == 0
+
+
+def test_a_bundle_file_made_executable_in_the_repo_is_written_back_as_a_plain_file(render, env_dir, tmp_path):
+    repo = tmp_path / "gitops"
+    _commit_json(render, env_dir, repo, "--init")
+    deployment = next((repo / BUNDLE).glob("deployment-*.yaml"))
+    rel = deployment.relative_to(repo).as_posix()
+    deployment.chmod(0o755)
+    git(repo, "add", rel)
+    git(repo, "commit", "-q", "-m", "chmod +x")
+    assert git(repo, "ls-tree", "HEAD", rel).startswith("100755")
+    run = _commit_json(render, env_dir, repo)
+    assert run["unchanged"] is False and run["keptUnchanged"] == 9, "same bytes: kept, and the mode mended"
+    assert git(repo, "ls-tree", "HEAD", rel).startswith("100644")
