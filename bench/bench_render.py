@@ -101,10 +101,11 @@ def commits(b: Bench, envs: Path) -> None:
     install.write_text(text + "  overrides:\n    replicas: {max: 2}\n")
     try:
         one, peak, doc = b.render("commit", envs, "--repo", repo)
-        b.say("commit, 1 install changed", f"{len(doc['bundles'])} bundle changed in {one:.1f} s, peak RSS {peak:.0f} MiB")
+        b.say("commit, 1 install changed", f"{len(doc['bundles'])} bundle changed in {one:.1f} s ({doc['keptUnchanged']} "
+              f"kept through the kept index), peak RSS {peak:.0f} MiB")
         none, peak, doc = b.render("commit", envs, "--repo", repo)
-        b.say("commit, nothing changed", f"{'unchanged' if doc['unchanged'] else 'CHANGED?'} in {none:.1f} s, "
-              f"peak RSS {peak:.0f} MiB")
+        b.say("commit, nothing changed", f"{'unchanged' if doc['unchanged'] else 'CHANGED?'} in {none:.1f} s "
+              f"({doc['keptUnchanged']} kept through the kept index), peak RSS {peak:.0f} MiB")
     finally:
         install.write_text(text)
 

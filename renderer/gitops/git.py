@@ -78,12 +78,15 @@ class Git:
         self.env = identity_env()
         self._format: Optional[str] = None
 
-    def run(self, *args: str, stdin: Optional[bytes] = None, env: Optional[dict] = None, check: bool = True,
+    def run(self, *args: str, stdin=None, env: Optional[dict] = None, check: bool = True,
             network: bool = False) -> tuple[int, bytes, str]:
+        """Run git; ``stdin``: bytes, or a file open for reading (streamed as it is)."""
         with tempfile.TemporaryFile() as fin:
-            if stdin is not None:
+            if isinstance(stdin, (bytes, bytearray)):
                 fin.write(stdin)
                 fin.seek(0)
+            elif stdin is not None:
+                fin = stdin
             run_env = {**self.env, **(env or {})}
             code, out, err = self._cmd.execute(
                 _command(args, run_env), istream=fin if stdin is not None else None, with_extended_output=True,
@@ -136,14 +139,12 @@ class Git:
     def tree(self, commit: Optional[str]) -> Tree:
         if not commit:
             return {}
-        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit)[1]
+        out = self.run("ls-tree", "-r", "-z", "--full-tree", commit)[1].decode()
         tree: Tree = {}
-        for entry in out.split(b"\0"):
-            if not entry:
-                continue
-            meta, path = entry.split(b"\t", 1)
-            mode, _type, oid = meta.decode().split(" ")
-            tree[path.decode()] = (mode, oid)
+        for entry in out.split("\0"):
+            if entry:
+                meta, path = entry.split("\t", 1)  # "<mode> <type> <oid>\t<path>"
+                tree[path] = (meta[:meta.index(" ")], meta[meta.rindex(" ") + 1:])
         return tree
 
     def read_blobs(self, oids) -> dict[str, bytes]:
@@ -171,11 +172,15 @@ class Git:
         if not todo:
             return
         if len(todo) > PACK_THRESHOLD:
-            stream = bytearray(b"feature done\n")
-            for _, data in todo:
-                stream += b"blob\ndata %d\n" % len(data) + data + b"\n"
-            stream += b"done\n"
-            self.run("fast-import", "--quiet", "--done", stdin=bytes(stream))
+            with tempfile.TemporaryFile(dir=tmp) as stream:  # on disk: no second copy of every blob in memory
+                stream.write(b"feature done\n")
+                for _, data in todo:
+                    stream.write(b"blob\ndata %d\n" % len(data))
+                    stream.write(data)
+                    stream.write(b"\n")
+                stream.write(b"done\n")
+                stream.seek(0)
+                self.run("fast-import", "--quiet", "--done", stdin=stream)
             present = self.run("cat-file", "--batch-check=%(objectname)", stdin=("\n".join(o for o, _ in todo) + "\n")
                                .encode())[1].decode().split()
             if present != [oid for oid, _ in todo]:

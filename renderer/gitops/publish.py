@@ -192,18 +192,19 @@ class Repo:
         since is handled by re-applying only this run's units on it."""
         ws, opts = self.ws, request.options
         with ws.locked():
-            ws.require_clean()
             start = request.base
             start_tree = request.base_tree(ws.g)
             change = plan_commit(start_tree, request.rendered, ws.g)
             head = ws.head(ws.branch)
+            if head != start or not change.empty() or ws.behind(ws.branch, head):
+                ws.require_clean()  # the working tree is about to change (a run that changes nothing leaves it)
             tree = start_tree
             if head != start:
                 tree = ws.g.tree(head)
                 check_managed(tree, ws.g, ws.display)
                 change = rebase(change, tree)
             outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes,
-                              kept=len({unit_of(path) for path in request.rendered.kept if layout.parse_bundle_file(path)}))
+                              kept=sum(1 for path in request.rendered.kept if path.endswith("/" + layout.BUNDLE_JSON)))
 
             def message(report: diffmod.Report) -> str:
                 return commit_message(report, request.rendered, outcome.notes)

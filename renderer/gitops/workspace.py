@@ -122,6 +122,10 @@ class Workspace:
             raise OutsideSystemError(f"{self.display} refused the push of {branch}: {reason}")
         return self._move_local(branch, old, new, ref_message)
 
+    def behind(self, branch: str, target: Optional[str]) -> bool:
+        """Whether ``sync_local(branch, target)`` would move a local branch (and its working tree)."""
+        return bool(self.local and target and self.local_head(branch) != target)
+
     def sync_local(self, branch: str, target: Optional[str]) -> None:
         """Bring a local repository's branch (and its working tree when checked out) to ``target``
         when that is a fast-forward (after a push, or when the remote is ahead)."""

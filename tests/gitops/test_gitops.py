@@ -475,7 +475,7 @@ def test_a_commit_killed_at_any_point_leaves_the_old_or_the_new_commit_and_the_n
     # random points in time (mostly rendering: nothing is written yet), then points inside the
     # short write phase, counted from the moment the run writes its journal (just before the
     # branch moves and the working tree is updated)
-    kills = [dict(after=elapsed * f) for f in (0.4, 0.75)]
+    kills = [dict(after=elapsed * f) for f in (0.15, 0.4, 0.75)]
     kills += [dict(after=d, when="journal") for d in (0, 0.003, 0.008, 0.02)]
     states = set()
     for i, kill in enumerate(kills):
