@@ -315,6 +315,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
                 passed_now.append(rb.verdict_key)
             if unchanged:
                 result.unchanged_apps[f"{layout.argocd_dir(env)}/{rb.application[0]}"] = rb.application[1]
+                result.objects += 1  # the Application (the others are counted with their folder)
             else:
                 apps_by_env[env].append(rb.application)
             facts_by_env[env].append(rb.facts)

@@ -70,7 +70,10 @@ def test_a_target_holding_exactly_what_render_wrote_is_kept_without_rendering_an
     assert result.unchanged[BUNDLE] == target[BUNDLE]
     assert result.bundles == 9 and result.objects == build(_request(tmp_path / "x", None, {})).objects
     assert not list(again.glob("*/plugins/*/*")), "kept bundles are not written again"
-    assert _argocd(again) == _argocd(out), "Applications and AppProject from the index equal the rendered ones"
+    assert len(result.unchanged_apps) == 9 and not any("/application-" in f for f in _argocd(again)), \
+        "a kept bundle's Application is returned, not written"
+    assert {**_argocd(again), **result.unchanged_apps} == _argocd(out), \
+        "Applications and AppProject from the index equal the rendered ones"
 
 
 def test_one_file_changed_at_the_target_makes_that_bundle_rendered_again_and_only_that_one(first, tmp_path):
