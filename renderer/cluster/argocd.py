@@ -23,17 +23,22 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 import urllib3
 import yaml
+
+from renderer.core.errors import OutsideSystemError, RefusingToProceed
+
+if TYPE_CHECKING:
+    from kubernetes import client as k8s
+    from kubernetes.client.rest import ApiException
+
 # The kubernetes client takes about a second to import: it is imported by the functions that
 # talk to the API server (``api_client``, ``list_applications``), so that every other command of
 # the CLI starts without it. Its in-cluster paths, as the client names them (a test compares them):
 SERVICE_TOKEN_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 SERVICE_CERT_FILENAME = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-
-from renderer.core.errors import OutsideSystemError, RefusingToProceed
 
 GROUP, VERSION, PLURAL = "argoproj.io", "v1alpha1", "applications"
 DEFAULT_PAGE_SIZE = 500
@@ -120,7 +125,7 @@ def _str(obj: Any) -> Optional[str]:
 # ------------------------------------------------------------------------------------ connecting
 
 
-def api_client(settings: KubeSettings) -> "k8s.ApiClient":
+def api_client(settings: KubeSettings) -> k8s.ApiClient:
     """An ApiClient of its own (the kubernetes package's global default is never touched)."""
     from kubernetes import client as k8s
     from kubernetes import config as k8s_config
@@ -188,7 +193,7 @@ def list_applications(settings: KubeSettings, namespace: str, label_selector: st
     return sorted(apps, key=lambda a: (a.namespace, a.name))
 
 
-def _pages(custom: "k8s.CustomObjectsApi", host: str, namespace: str, selector: str, settings: KubeSettings) -> list:
+def _pages(custom: k8s.CustomObjectsApi, host: str, namespace: str, selector: str, settings: KubeSettings) -> list:
     from kubernetes.client.rest import ApiException
 
     items: list = []

@@ -9,7 +9,7 @@ Where it sits: ``flows`` (called by ``cli`` for `render build --from-shards DIR.
    tenant, nothing else in the folders;
 3. every bundle again the cheap way (``pipeline.shards.check_bundles``): what render wrote for this
    plan, the schema gate, the policy gate through the verdict cache, facts re-derived from the files;
-4. the environment-wide files and checks over all of them (``pipeline.build.environment_files``):
+4. the environment-wide files and checks over all of them (``pipeline.environment.environment_files``):
    isolation audit, AppProject, root Application;
 5. written into ``--out`` (all or nothing) or handed to the commit as a ``gitops.Rendered``.
 Any problem: exit 1 naming the shard's file, nothing written or committed.
@@ -28,7 +28,8 @@ from renderer.core.errors import InputError, Problem, SchemasMissing, UsageError
 from renderer.core.resources import POLICIES, TEMPLATES
 from renderer.gitops import Rendered
 from renderer.pipeline import verify as verify_stage
-from renderer.pipeline.build import BuildRequest, BuildResult, check_moves, checked_input, environment_files
+from renderer.pipeline.build import BuildRequest, BuildResult, check_moves, checked_input
+from renderer.pipeline.environment import environment_files
 from renderer.pipeline.render import EMITTED, Renderer, files_digest
 from renderer.pipeline.shards import FACTS_FILE, FACTS_KIND, FACTS_VERSION, check_bundles, inputs_digest, shard_of
 from renderer.pipeline.validate import BundleGates

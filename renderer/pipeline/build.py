@@ -23,12 +23,13 @@ from renderer.core.errors import InputError, Problem, SchemasMissing, UsageError
 from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
-from renderer.pipeline.keptindex import Entry, KeptIndex, ids_of
+from renderer.pipeline.keptindex import Entry, KeptIndex, Target, ids_of
 from renderer.pipeline.provenance import files_intact, files_of, signature_record
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
 from renderer.pipeline.render import EMITTED, Bundle, Renderer
 from renderer.pipeline.shards import FACTS_FILE, Shard, facts_document
-from renderer.pipeline.validate import BundleGates, EnvironmentAudit, policy_key
+from renderer.pipeline.validate import BundleGates, policy_key
+from renderer.pipeline.environment import environment_files
 from renderer.pipeline.write import Staging
 from renderer.core import layout
 from renderer.core.resources import POLICIES, TEMPLATES
@@ -203,7 +204,7 @@ def build(request: BuildRequest) -> BuildResult:
         raise SchemasMissing(missing)
     selected = tuple(p for e in envs for p in e.bundles if (request.only is None or p.key == request.only)
                      and (request.shard is None or request.shard.owns(p)))
-    target = _target(request, envs, selected, gates)
+    target = _kept_target(request, envs, selected, gates)
     if request.deployed is not None:  # a bundle kept as it is does not move: its head is not read
         same = _unchanged(target, selected, request.held, signatures=False)
         check_moves(inputs, selected, request.deployed(tuple(p for p in selected if p.path not in same)))
@@ -260,15 +261,6 @@ def checked_input(request: BuildRequest, timings: dict):
     return inputs, envs, [_warning(f, inputs.root) for f in findings if not f.blocking]
 
 
-def _unrendered_applications(renderer: Renderer, env: EnvironmentPlan, rendered: set) -> list:
-    out = []
-    for p in env.bundles:
-        if p.path not in rendered:
-            name, obj = renderer.render_application(p)
-            out.append((name, dump(obj)))
-    return out
-
-
 def check_moves(inputs, plans, deployed: Mapping[str, str]) -> None:
     """Refuse a version move across a migration contract step (the version running now: ``deployed``)."""
     problems = []
@@ -293,7 +285,7 @@ def _warning(finding, root: Path) -> str:
 
 
 def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], gates: BundleGates,
-                timings: dict, held: Optional[Mapping[str, Held]] = None, target: Optional["_Target"] = None) -> BuildResult:
+                timings: dict, held: Optional[Mapping[str, Held]] = None, target: Optional[Target] = None) -> BuildResult:
     t = time.perf_counter()
     plans = list(plans)
     jobs = request.jobs or os.cpu_count() or 1
@@ -337,7 +329,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     policy_digest = gates.policy_digest
     known = verdicts.load_passed(request.cache_dir, policy_digest)
     passed_now: list[str] = []
-    target = target or _target(request, envs, plans, gates)
+    target = target or _kept_target(request, envs, plans, gates)
     index, digests = target.index, target.digests
     unchanged = _unchanged(target, plans, held)
     selected = {p.path for p in plans}
@@ -390,60 +382,19 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     return result
 
 
-@dataclass(frozen=True)
-class _Target:
-    """What the kept index may keep of the target (``BuildRequest.content_ids``), looked up once."""
-
-    index: KeptIndex
-    digests: Mapping[str, str]  # environment -> gates digest (BundleGates.digest)
-    ids: Mapping[str, tuple]  # bundle path -> ((file name, content id), ...) at the target
+def _kept_target(request: BuildRequest, envs, plans, gates: BundleGates) -> Target:
+    cache = request.cache_dir if request.content_ids is not None and request.content_id is not None else None
+    return Target.of(KeptIndex(cache), envs, plans, request.content_ids,
+                     lambda env: gates.digest(env.platform.kubernetesVersion, EMITTED, request.policy_gate))
 
 
-def _target(request: BuildRequest, envs, plans, gates: BundleGates) -> _Target:
-    index = KeptIndex(request.cache_dir if request.content_ids is not None and request.content_id is not None else None)
-    if index.root is None or not plans:
-        return _Target(index, {}, {})
-    digests = {e.name: gates.digest(e.platform.kubernetesVersion, EMITTED, request.policy_gate) for e in envs}
-    return _Target(index, digests, dict(request.content_ids(tuple(plans))))
-
-
-def _unchanged(target: _Target, plans, held: Optional[Mapping], signatures: bool = True) -> dict:
-    """The bundles the target holds exactly as the kept index knows them for their plans:
-    path -> (their RenderedBundle, their plan). Held bundles are never among them. With
-    ``signatures=False`` (before verification) the plans' signatures are not compared."""
-    out = {}
-    for p in plans:
-        ids = target.ids.get(p.path)
-        if not ids or (held and p.path in held):
-            continue
-        entry = target.index.get(target.digests[p.env], p, ids, signature=signatures)
-        if entry is not None:
-            out[p.path] = (RenderedBundle(p.path, entry.objects, entry.application, (), entry.warnings,
-                                          entry.verdict_key, True, entry.facts, None, False, tuple(ids)), p)
-    return out
+def _unchanged(target: Target, plans, held: Optional[Mapping], signatures: bool = True) -> dict:
+    """path -> (RenderedBundle, plan) of the bundles the kept index keeps (``Target.unchanged``)."""
+    return {path: (RenderedBundle(path, e.objects, e.application, (), e.warnings, e.verdict_key, True, e.facts, None,
+                                  False, target.ids[path]), p)
+            for path, (e, p) in target.unchanged(plans, held, signatures).items()}
 
 
 def _entry(rb: RenderedBundle, plan) -> Entry:
     return Entry(plan.input_digest, signature_record(plan), rb.objects, rb.application, rb.warnings, rb.verdict_key,
                  rb.facts)
-
-
-def environment_files(renderer: Renderer, gates: BundleGates, env: EnvironmentPlan, facts: list,
-                      applications: list, rendered: Optional[set] = None) -> tuple[list[str], dict]:
-    """The environment-wide part of a run: the isolation audit over every bundle's facts, the
-    AppProject (its destinations checked against the facts) and the Applications in ``<env>/argocd/``,
-    the root Application in ``<env>/bootstrap/``. ``rendered``: the bundle paths of an ``--only``
-    run (the AppProject check is left out; the other bundles' Applications are rendered from plans).
-    Returns the violations and {folder: [(file name, bytes)]}."""
-    kubernetes_version = env.platform.kubernetesVersion
-    project = renderer.render_project(env)
-    violations = gates.check_objects(layout.argocd_dir(env.name), [project], kubernetes_version)
-    violations += EnvironmentAudit(env.name, facts, project if rendered is None else None,
-                                   topic_prefix=env.platform.kafka.topicPrefix).violations()
-    root = renderer.render_root(env)
-    violations += gates.check_objects(layout.bootstrap_dir(env.name), [root], kubernetes_version)
-    files = [(project[0], dump(project[1]))] + list(applications)
-    if rendered is not None:  # keep the Applications of the bundles this run did not render
-        files += _unrendered_applications(renderer, env, rendered)
-    return violations, {layout.bootstrap_dir(env.name): [(root[0], dump(root[1]))],
-                        layout.argocd_dir(env.name): sorted(files)}

@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from renderer.core import layout
 from renderer.pipeline.plan import BundlePlan
@@ -118,6 +118,35 @@ class KeptIndex:
                          key=lambda p: p.stat().st_mtime, reverse=True)
         for old in folders[MAX_FOLDERS - 1:]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the kept index may keep of one target (the GitOps repo's head), looked up once a run."""
+
+    index: KeptIndex
+    digests: Mapping[str, str]  # environment -> gates digest (``BundleGates.digest``)
+    ids: Mapping[str, Ids]  # bundle path -> its files' content ids at the target
+
+    @classmethod
+    def of(cls, index: KeptIndex, envs, plans, content_ids: Optional[Callable], gates_digest: Callable) -> "Target":
+        if index.root is None or not plans or content_ids is None:
+            return cls(index, {}, {})
+        return cls(index, {e.name: gates_digest(e) for e in envs}, dict(content_ids(tuple(plans))))
+
+    def unchanged(self, plans, held: Optional[Mapping] = None, signatures: bool = True) -> dict:
+        """path -> (Entry, plan) of the bundles the target holds exactly as the index knows them
+        for their plans. Held bundles are never among them. ``signatures=False`` (before the
+        plans are verified): their signatures are not compared."""
+        out = {}
+        for p in plans:
+            ids = self.ids.get(p.path)
+            if not ids or (held and p.path in held):
+                continue
+            entry = self.index.get(self.digests[p.env], p, ids, signature=signatures)
+            if entry is not None:
+                out[p.path] = (entry, p)
+        return out
 
 
 def _document(plan: BundlePlan, entry: Entry) -> bytes:
