@@ -85,9 +85,18 @@ class Staging:
         if folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True)
-        for name, data in files:
-            with open(folder / name, "wb") as fh:
-                fh.write(data)
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:  # plain os calls: a bundle is about 25 small files, and Python file objects cost more than the writes
+            for name, data in files:
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666, dir_fd=dir_fd)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                finally:
+                    os.close(fd)
+        finally:
+            os.close(dir_fd)
 
     @staticmethod
     def link_into(staging: Path, rel: str, source: Path, names: Iterable[str]) -> None:
