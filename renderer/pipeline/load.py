@@ -92,6 +92,11 @@ class _Reader:
     def problem(self, path: Path | str, line: int, fld: str, message: str) -> None:
         self.problems.append(Problem(path if isinstance(path, str) else self.rel(path), line, fld, message))
 
+    def mark_clean(self, folder: Path) -> None:
+        """A folder found (not through a link) inside a clean folder: clean too."""
+        if folder.parent in self._clean:
+            self._clean.add(folder)
+
     def inside(self, path: Path) -> bool:
         """Whether ``path`` may be read: no symbolic link on the way from the root, and it resolves
         inside the repo. Reports it (once) when not: nothing outside the repo is ever read.
@@ -226,21 +231,38 @@ def _files_sha256(reader: _Reader, folder: Path) -> Optional[str]:
     return h.hexdigest()
 
 
-def _listing(reader: _Reader, folder: Path) -> list[Path]:
-    """The entries of a folder the loader may read (no dot files; links and escapes reported)."""
+def _entries(reader: _Reader, folder: Path) -> list[tuple[Path, str]]:
+    """(path, "dir" | "file" | "other") of the entries of a folder the loader may read, by name (no dot files;
+    links reported and skipped). One directory read: the kinds come from it, not from a stat each."""
     if not reader.inside(folder):
         return []
-    return [p for p in sorted(folder.iterdir()) if not p.name.startswith(".") and reader.inside(p)]
+    with os.scandir(folder) as it:
+        found = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    out = []
+    for entry in found:
+        path = folder / entry.name
+        if entry.is_symlink():
+            reader.problems.append(Problem(reader.rel(path), 0, "", OUTSIDE))
+            continue
+        kind = "dir" if entry.is_dir(follow_symlinks=False) else "file" if entry.is_file(follow_symlinks=False) else "other"
+        if kind == "dir":
+            reader.mark_clean(path)
+        out.append((path, kind))
+    return out
+
+
+def _listing(reader: _Reader, folder: Path) -> list[Path]:
+    """The entries of a folder the loader may read (no dot files; links and escapes reported)."""
+    return [path for path, _ in _entries(reader, folder)]
 
 
 def _yaml_files(reader: _Reader, folder: Path) -> list[Path]:
     out = []
-    for path in _listing(reader, folder):
-        mode = path.lstat().st_mode
-        if stat.S_ISREG(mode) and path.suffix == ".yaml":
+    for path, kind in _entries(reader, folder):
+        if kind == "file" and path.suffix == ".yaml":
             out.append(path)
         else:
-            reader.problem(path, 0, "", f"unexpected {'folder' if stat.S_ISDIR(mode) else 'file'}: only <name>.yaml files belong in {reader.rel(folder)}/")
+            reader.problem(path, 0, "", f"unexpected {'folder' if kind == 'dir' else 'file'}: only <name>.yaml files belong in {reader.rel(folder)}/")
     return out
 
 
@@ -324,8 +346,8 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
             _name_matches(reader, platform, env_dir.name, "environment folder name")
         tenants = []
         tenants_dir = env_dir / "tenants"
-        for tenant_dir in _listing(reader, tenants_dir) if tenants_dir.is_dir() else []:
-            if not tenant_dir.is_dir():
+        for tenant_dir, kind in _entries(reader, tenants_dir) if tenants_dir.is_dir() else []:
+            if kind != "dir":
                 reader.problem(tenant_dir, 0, "", "unexpected file: tenants/ holds one folder per tenant id")
                 continue
             tenant_file = tenant_dir / "tenant.yaml"
