@@ -14,7 +14,7 @@ only after every gate passed; what the GitOps repo says of itself (bundle.json) 
 here. An entry that does not parse, is too big or has the wrong shape is a miss (the bundle is
 rendered and checked). ``--no-cache`` ignores it. One small file per entry, written atomically,
 so concurrent runs never corrupt it; the folder is per gates digest, so a change of policies or
-schemas starts afresh, and at most ``MAX_FOLDERS`` digests are kept.
+schemas starts afresh; at most ``MAX_FOLDERS`` digests and ``MAX_ENTRIES`` entries each are kept.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from renderer.pipeline.validate import facts_from_json
 VERSION = "v1"
 MAX_ENTRY_BYTES = 256 << 10  # an entry is a few KiB (facts, the Application)
 MAX_FOLDERS = 8  # gates digests kept side by side (older ones are removed)
+MAX_ENTRIES = 200_000  # entries of one gates digest (bundles x the versions of each seen)
 _HEX = re.compile(r"^[0-9a-f]{64}$")
 
 Ids = tuple[tuple[str, str], ...]  # ((file name, content id), ...) sorted by name
@@ -96,7 +97,7 @@ class KeptIndex:
         that cannot be written only costs time later."""
         if self.root is None or not _HEX.match(gates_digest):
             return 0
-        written = 0
+        written: list[Path] = []
         try:
             folder = self.root / gates_digest
             folder.mkdir(parents=True, exist_ok=True)
@@ -107,17 +108,25 @@ class KeptIndex:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(_document(plan, entry))
                 os.replace(tmp, path)
-                written += 1
-            self._prune(keep=gates_digest)
+                written.append(path)
+            if written:
+                self._prune(folder, set(written))
         except OSError:
             pass
-        return written
+        return len(written)
 
-    def _prune(self, keep: str) -> None:
-        folders = sorted((p for p in self.root.iterdir() if p.is_dir() and p.name != keep),
-                         key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in folders[MAX_FOLDERS - 1:]:
+    def _prune(self, folder: Path, keep: set) -> None:
+        """At most ``MAX_FOLDERS`` gates digests, and at most ``MAX_ENTRIES`` entries in this one
+        (beyond that, only this run's entries stay: the others are rendered once more, then kept)."""
+        others = sorted((p for p in self.root.iterdir() if p.is_dir() and p != folder),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in others[MAX_FOLDERS - 1:]:
             shutil.rmtree(old, ignore_errors=True)
+        entries = [e.path for sub in os.scandir(folder) if sub.is_dir() for e in os.scandir(sub.path)]
+        if len(entries) > MAX_ENTRIES:
+            for path in entries:
+                if Path(path) not in keep:
+                    os.unlink(path)
 
 
 @dataclass(frozen=True)

@@ -169,3 +169,21 @@ def test_a_schema_that_changes_changes_the_gates_digest(tmp_path):
     assert SchemaStore("1.33").digest(kinds) == base, "the same schemas give the same digest"
     assert SchemaStore("1.33", [template]).digest(kinds) != base
     assert SchemaStore("1.33", ignore_missing=True).digest(kinds) != base
+
+
+def test_the_index_stays_bounded_keeping_the_entries_of_the_run_that_overflowed_it(first, tmp_path, monkeypatch):
+    out, cache, _ = first
+    from renderer.pipeline import keptindex
+    monkeypatch.setattr(keptindex, "MAX_ENTRIES", 12)
+    folder = next((cache / "kept-bundles" / "v1").iterdir())
+    for i in range(5):  # entries of bundles seen before (older versions)
+        (folder / "00").mkdir(exist_ok=True)
+        (folder / "00" / f"{i:064x}.json").write_text("{}")
+    envs = tmp_path / "environments"
+    shutil.copytree(EXAMPLE, envs)
+    install = envs / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
+    install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    build(_request(tmp_path / "again", cache, _target(out), env_dir=envs))
+    left = list(folder.rglob("*.json"))
+    assert len(left) == 1, "over the bound: only the entry this run wrote stays"
+    assert json.loads(left[0].read_bytes())["facts"]["bundle"] == BUNDLE
