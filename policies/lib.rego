@@ -207,37 +207,49 @@ bundle_member(it) if is_bundle_json(it)
 
 bundle_member(it) if bundle_object(it.contents)
 
-item_dirs := [dir_of(it.path) | some it in input] if combined
+# The entries of the combined input, read once per evaluation (a rule: a function is evaluated
+# again on every call, a rule once).
+input_index := entries_index(input) if combined
 
-bundle_dirs contains item_dirs[i] if {
-	some i, it in input
-	bundle_member(it)
+bundle_dirs := {input_index.dirs[i] | some i in input_index.members} if combined
+
+bundles := [make_bundle(input, input_index, dir) | some dir in bundle_dirs] if combined
+
+# A list of entries read once: the folder of each (dir_of), the indexes of the bundle objects
+# (bundle_object) and those of the bundle.json files (is_bundle_json); members are both. The
+# conditions are written out (not calls per entry): one pass over the entries each.
+entries_index(ents) := {"dirs": dirs, "objects": objects, "jsons": jsons, "members": objects | jsons} if {
+	dirs := [d | some it in ents; parts := split(it.path, "/"); d := concat("/", array.slice(parts, 0, count(parts) - 1))]
+	objects := {i | some i; obj := ents[i].contents; obj.apiVersion; obj.kind; not obj.kind == "Kustomization"; is_string(obj.apiVersion); not startswith(obj.apiVersion, "argoproj.io/")} | {i | some i; obj := ents[i].contents; obj.apiVersion; obj.kind; not is_string(obj.apiVersion)}
+	jsons := {i | some i; it := ents[i]; endswith(it.path, "bundle.json"); is_bundle_json(it)}
 }
 
-bundles := [make_bundle(input, item_dirs, dir) | some dir in bundle_dirs] if combined
-
-# A bundle of the combined input `ents` as small values: its folder, the indexes of its entries
-# (idx) and of its Kubernetes objects (members), the index of its bundle.json (-1 if none), whom it
-# belongs to (id: tenant, plugin, env; {} if unknown) and the identity labels its objects carry.
-make_bundle(ents, dirs, dir) := {
+# A bundle of the combined input `ents` (read through its entries_index) as small values: its
+# folder, the indexes of its entries (idx) and of its Kubernetes objects (members, and as a set:
+# member_set), the index of its
+# bundle.json (-1 if none), whom it belongs to (id: tenant, plugin, env; {} if unknown), the
+# identity labels its objects carry, and the indexes of its entries by kind (kinds: of_kind).
+make_bundle(ents, index, dir) := {
 	"dir": dir,
 	"idx": idx,
-	"members": [i | some i in idx; bundle_object(ents[i].contents)],
+	"members": [i | some i in idx; index.objects[i]],
+	"member_set": {i | some i in idx; index.objects[i]},
 	"info": info,
 	"id": id,
 	"labels": identity_label_values(id),
+	"kinds": {k: [i | some i in idx; ents[i].contents.kind == k] | some k in indexed_kinds},
 } if {
-	idx := [i | some i; dirs[i] == dir]
-	info := bundle_info(ents, idx)
+	idx := [i | some i; index.dirs[i] == dir]
+	info := bundle_info(index, idx)
 	id := bundle_identity(ents, idx, info)
 }
 
 # The bundle of a list of entries that share one folder (unit tests).
-bundle_of(ents) := make_bundle(ents, [dir_of(it.path) | some it in ents], dir_of(ents[0].path))
+bundle_of(ents) := make_bundle(ents, entries_index(ents), dir_of(ents[0].path))
 
-bundle_info(ents, idx) := i if {
-	some i in idx
-	is_bundle_json(ents[i])
+bundle_info(index, idx) := js[0] if {
+	js := [i | some i in idx; index.jsons[i]]
+	count(js) > 0
 } else := -1
 
 identity_label_values(id) := {label_tenant: id.tenant, label_plugin: id.plugin, label_env: id.env} if id != {}
@@ -259,8 +271,18 @@ bundle_identity(ents, idx, info) := {"tenant": j.tenant, "plugin": j.plugin, "en
 	label(ns, label_env) != ""
 } else := {}
 
-# Indexes of the bundle's entries that are objects of a kind.
-of_kind(ents, b, kind) := [i | some i in b.idx; ents[i].contents.kind == kind]
+# The kinds the policies look up with of_kind: make_bundle lists their entries once per bundle.
+indexed_kinds := {
+	"Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount",
+	"Deployment", "StatefulSet",
+	"Role", "RoleBinding", "KafkaUser", "KafkaTopic", "ExternalSecret", "SecretStore",
+	"KubernetesAuthEngineRole", "Policy", "Grant", "Schema",
+}
+
+# Indexes of the bundle's entries that are objects of a kind (in order).
+of_kind(ents, b, kind) := l if {
+	l := b.kinds[kind]
+} else := [i | some i in b.idx; ents[i].contents.kind == kind]
 
 # Where a bundle-wide violation is reported: the Namespace, else bundle.json, else the first file.
 anchor(ents, b) := ents[ns[0]] if {

@@ -10,16 +10,26 @@ package main
 import rego.v1
 
 deny contains msg if {
-	some b in bundles
+	some n
+	b := bundles[n]
 	count(of_kind(input, b, "ExternalSecret")) + count(of_kind(input, b, "SecretStore")) > 0
-	some msg in check_bundle_secret_stores(input, b)
+	some msg in secret_stores_with(input, b, bundle_secret_facts_of[n])
 }
 
 deny contains msg if {
-	some b in bundles
+	some n
+	b := bundles[n]
 	count(of_kind(input, b, "KubernetesAuthEngineRole")) + count(of_kind(input, b, "Policy")) > 0
-	some msg in check_bundle_vault_config(input, b)
+	some msg in vault_config_with(input, b, bundle_secret_facts_of[n])
 }
+
+# bundle_secret_facts of each bundle of the combined input (by its position in bundles; none for a
+# bundle without exactly one Namespace), once per evaluation.
+bundle_secret_facts_of := {n: f |
+	some n
+	b := bundles[n]
+	f := secret_facts_with(input, b, bundle_isolation(input, b), bundle_kafka_facts[n], name_of(the_namespace(input, b).contents))
+} if combined
 
 # vault-config-operator's objects live in the platform-admin namespace (bundle.rego's
 # outside_namespace; checked below).
@@ -138,7 +148,7 @@ check_bundle_vault_config(ents, b) := vault_config_with(ents, b, bundle_secret_f
 vault_config_with(ents, b, f) := {finding(ents[i], "vault-role-scope", reason) |
 	policies := {vault_object_name(ents[p].contents) | some p in of_kind(ents, b, "Policy"); vault_config_object(ents[p].contents)}
 	some i in b.members
-	vault_config_object(ents[i].contents)
+	startswith(ents[i].contents.apiVersion, "redhatcop.redhat.io/") # vault_config_object, written out
 	some reason in vault_config_reasons(ents[i].contents, f, policies)
 }
 
