@@ -13,25 +13,24 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind in pod_kinds
+	some kind in pod_kinds
+	some i in input_index.kinds[kind]
+	s := input[i]
 	template := pod_template(s.contents)
 	not labels_complete(object_labels(template), required_pod_labels, required_pod_label_count)
 	some msg in check_required_labels(s)
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "Namespace"
+	some i in input_index.kinds.Namespace
+	s := input[i]
 	some msg in check_pod_security_label(s)
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind in cluster_scoped_kinds
+	some kind in cluster_scoped_kinds
+	some i in input_index.kinds[kind]
+	s := input[i]
 	some msg in check_cluster_scoped(s)
 }
 

@@ -131,8 +131,6 @@ role_reasons(obj, k) := {words(["rules[", i, "] ", why]) |
 	count(object.get(obj, "rules", [])) == 0
 }
 
-role_reasons(obj, k) := set() if obj.kind != "Role"
-
 rule_reasons(rule, k) := {words(["reaches beyond secrets: apiGroups ", object.get(rule, "apiGroups", []), ", resources ", object.get(rule, "resources", [])]) |
 	not object.get(rule, "apiGroups", []) == [""]
 } | {words(["reaches beyond secrets: apiGroups ", object.get(rule, "apiGroups", []), ", resources ", object.get(rule, "resources", [])]) |
@@ -155,8 +153,7 @@ binding_reasons(obj, sa, ns, roles) := {words(["roleRef is ", object.get(obj.rol
 } | {"has no subjects" |
 	count(object.get(obj, "subjects", [])) == 0
 } if obj.kind == "RoleBinding"
-
-binding_reasons(obj, sa, ns, roles) := set() if obj.kind != "RoleBinding"
+else := set()
 
 binding_to_own_role(obj, roles) if {
 	obj.roleRef.kind == "Role"

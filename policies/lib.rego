@@ -216,12 +216,18 @@ bundle_dirs := {input_index.dirs[i] | some i in input_index.members} if combined
 bundles := [make_bundle(input, input_index, dir) | some dir in bundle_dirs] if combined
 
 # A list of entries read once: the folder of each (dir_of), the indexes of the bundle objects
-# (bundle_object) and those of the bundle.json files (is_bundle_json); members are both. The
-# conditions are written out (not calls per entry): one pass over the entries each.
-entries_index(ents) := {"dirs": dirs, "objects": objects, "jsons": jsons, "members": objects | jsons} if {
+# (bundle_object) and those of the bundle.json files (is_bundle_json), members (both), and the
+# indexes of the entries of each kind (kinds: kind -> indexes, in order). The conditions are
+# written out (not calls per entry): one pass over the entries each. The per-object rules of the
+# combined input iterate input_index.kinds[<kind>], not every entry.
+entries_index(ents) := {"dirs": dirs, "objects": objects, "jsons": jsons, "members": objects | jsons, "kinds": kinds} if {
 	dirs := [d | some it in ents; parts := split(it.path, "/"); d := concat("/", array.slice(parts, 0, count(parts) - 1))]
-	objects := {i | some i; obj := ents[i].contents; obj.apiVersion; obj.kind; not obj.kind == "Kustomization"; is_string(obj.apiVersion); not startswith(obj.apiVersion, "argoproj.io/")} | {i | some i; obj := ents[i].contents; obj.apiVersion; obj.kind; not is_string(obj.apiVersion)}
-	jsons := {i | some i; it := ents[i]; endswith(it.path, "bundle.json"); is_bundle_json(it)}
+	k8s := {i | some i; obj := ents[i].contents; obj.apiVersion; obj.kind} # is_k8s
+	argo := {v | some v in {ents[i].contents.apiVersion | some i in k8s}; is_string(v); startswith(v, "argoproj.io/")}
+	objects := {i | some i in k8s; obj := ents[i].contents; obj.kind != "Kustomization"; not argo[obj.apiVersion]}
+	jsons := {i | some i; it := ents[i]; not k8s[i]; bundle_json_path(it.path)}
+	by_kind := object.union_n([{k: {i: true}} | some i; k := ents[i].contents.kind]) # one pass: union_n merges the {i: true} of a kind
+	kinds := {k: sort(object.keys(set_of)) | some k; set_of := by_kind[k]}
 }
 
 # A bundle of the combined input `ents` (read through its entries_index) as small values: its
@@ -237,7 +243,7 @@ make_bundle(ents, index, dir) := {
 	"info": info,
 	"id": id,
 	"labels": identity_label_values(id),
-	"kinds": {k: [i | some i in idx; ents[i].contents.kind == k] | some k in indexed_kinds},
+	"kinds": bundle_kinds(index, idx, dir),
 } if {
 	idx := [i | some i; index.dirs[i] == dir]
 	info := bundle_info(index, idx)
@@ -271,18 +277,15 @@ bundle_identity(ents, idx, info) := {"tenant": j.tenant, "plugin": j.plugin, "en
 	label(ns, label_env) != ""
 } else := {}
 
-# The kinds the policies look up with of_kind: make_bundle lists their entries once per bundle.
-indexed_kinds := {
-	"Namespace", "ResourceQuota", "LimitRange", "NetworkPolicy", "PodDisruptionBudget", "ServiceAccount",
-	"Deployment", "StatefulSet",
-	"Role", "RoleBinding", "KafkaUser", "KafkaTopic", "ExternalSecret", "SecretStore",
-	"KubernetesAuthEngineRole", "Policy", "Grant", "Schema",
-}
+# The entries of each kind of one folder: the index's own when the input is that one folder.
+bundle_kinds(index, idx, dir) := index.kinds if {
+	count(idx) == count(index.dirs)
+} else := {k: [i | some i in l; index.dirs[i] == dir] | some k; l := index.kinds[k]}
 
 # Indexes of the bundle's entries that are objects of a kind (in order).
 of_kind(ents, b, kind) := l if {
 	l := b.kinds[kind]
-} else := [i | some i in b.idx; ents[i].contents.kind == kind]
+} else := []
 
 # Where a bundle-wide violation is reported: the Namespace, else bundle.json, else the first file.
 anchor(ents, b) := ents[ns[0]] if {

@@ -9,16 +9,15 @@ import rego.v1
 
 # Per object: the combined input (renderer, conftest --combine) and a single object (conftest).
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind in pod_kinds
+	some kind in pod_kinds
+	some i in input_index.kinds[kind]
+	s := input[i]
 	some msg in check_pod_runtime(s)
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "PodDisruptionBudget"
+	some i in input_index.kinds.PodDisruptionBudget
+	s := input[i]
 	some msg in check_disruption_budget(s)
 }
 

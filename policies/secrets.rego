@@ -175,8 +175,7 @@ auth_role_reasons(obj, f, policies) := {words(["spec.targetNamespaces admits ", 
 	some p in object.get(obj.spec, "policies", [])
 	not p in policies
 } if obj.kind == "KubernetesAuthEngineRole"
-
-auth_role_reasons(obj, f, policies) := set() if obj.kind != "KubernetesAuthEngineRole"
+else := set()
 
 # Each `path "..." { capabilities = ["read"] }` block of the HCL: the path lies under the bundle's
 # prefix (".../<prefix>*") and the block grants read only.
@@ -193,8 +192,7 @@ vault_policy_reasons(obj, f) := {words(["the policy's path '", path, "' is outsi
 } | {"the policy text holds something besides path blocks" |
 	not trim(split(object.get(obj.spec, "policy", ""), "path \"")[0], " \t\n") == ""
 } if obj.kind == "Policy"
-
-vault_policy_reasons(obj, f) := set() if obj.kind != "Policy"
+else := set()
 
 # The prefix from bundle.json, else from the object's identity labels (isolation.rego's rule).
 policy_prefix(obj, f) := f.vault_prefix if {
