@@ -108,8 +108,7 @@ labelled_entries := complete_labels(input, input_index.objects) if combined
 complete_labels(ents, objects) := {i |
 	some i in objects
 	labels := ents[i].contents.metadata.labels
-	is_object(labels)
-	labels["app.kubernetes.io/name"] != ""
+	labels["app.kubernetes.io/name"] != "" # undefined unless labels is an object
 	labels["app.kubernetes.io/instance"] != ""
 	labels["app.kubernetes.io/managed-by"] != ""
 	labels["plugins.adapstory.io/tenant"] != ""
@@ -190,10 +189,8 @@ outside_namespace_kinds := {"Namespace", "KafkaUser"}
 # in the platform-admin namespace. (One definition: regorus plans a function's parameters per
 # module, so the alternatives live together here.)
 outside_namespace(obj) if obj.kind in {"KafkaUser", "KafkaTopic"}
-
-outside_namespace(obj) if rbac_object(obj)
-
-outside_namespace(obj) if vault_config_object(obj)
+else := true if rbac_object(obj)
+else := true if vault_config_object(obj)
 
 # The bundle's one Namespace entry (undefined unless there is exactly one).
 the_namespace(ents, b) := ents[nss[0]] if {
@@ -225,10 +222,8 @@ check_bundle_identity(ents, b) := {finding(anchor(ents, b), "bundle-identity", "
 	b.id != {}
 	some i in b.members
 	labels := ents[i].contents.metadata.labels
-	is_object(labels)
-	object.filter(labels, identity_label_keys) != b.labels
 	some key in identity_label_keys
-	value := labels[key]
+	value := labels[key] # undefined unless labels is an object
 	value != b.labels[key]
 } | {finding(anchor(ents, b), "bundle-identity", words(["the bundle of ", want, " lies in folder '", b.dir, "'"])) |
 	b.id != {}

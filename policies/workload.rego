@@ -14,8 +14,9 @@ deny contains msg if {
 
 warn contains msg if {
 	combined
+	kinds := pod_kinds # one lookup of the rule, not one per entry
 	some s in input
-	s.contents.kind in pod_kinds
+	kinds[s.contents.kind]
 	some msg in check_workload_warnings(s)
 }
 
@@ -32,7 +33,9 @@ check_workload_warnings(s) := read_only_root_in(s, pv) | resource_limits_in(s, p
 }
 
 # Every check_* below is <check>_in(s, pod_view(s.contents)): the pod spec and its containers are
-# read once per object, not once per check.
+# read once per object, not once per check. (The finding is bound in the body, `{msg | ...; msg :=
+# finding(...)}`: rego-cpp returns nothing for a call on a parameter in the head of a comprehension
+# of a two-parameter function.)
 workload_in(s, pv) := ((((((((run_as_non_root_in(s, pv) | privilege_escalation_in(s, pv)) | privileged_in(s, pv)) | capabilities_in(s, pv)) | host_namespaces_in(s, pv)) | host_ports_in(s, pv)) | host_path_in(s, pv)) | seccomp_in(s, pv)) | image_digest_in(s, pv))
 
 # ---------------------------------------------------------------- pods and containers
@@ -87,68 +90,78 @@ dropped_capabilities(c) := d if {
 
 check_run_as_non_root(s) := run_as_non_root_in(s, pod_view(s.contents))
 
-run_as_non_root_in(s, pv) := {finding(s, "run-as-non-root", words(["container ", container_name(c), " may run as root: set securityContext.runAsNonRoot: true (pod or container)"])) |
+run_as_non_root_in(s, pv) := {msg |
 	some c in pv.containers
 	security(pv.spec, c, "runAsNonRoot") != true
-} | {finding(s, "run-as-non-root", words(["container ", container_name(c), " runs as UID 0: remove securityContext.runAsUser: 0"])) |
+	msg := finding(s, "run-as-non-root", words(["container ", container_name(c), " may run as root: set securityContext.runAsNonRoot: true (pod or container)"]))
+} | {msg |
 	some c in pv.containers
 	security(pv.spec, c, "runAsUser") == 0
+	msg := finding(s, "run-as-non-root", words(["container ", container_name(c), " runs as UID 0: remove securityContext.runAsUser: 0"]))
 }
 
 check_privilege_escalation(s) := privilege_escalation_in(s, pod_view(s.contents))
 
-privilege_escalation_in(s, pv) := {finding(s, "no-privilege-escalation", words(["container ", container_name(c), " allows privilege escalation: set securityContext.allowPrivilegeEscalation: false"])) |
+privilege_escalation_in(s, pv) := {msg |
 	some c in pv.containers
 	not c.securityContext.allowPrivilegeEscalation == false
+	msg := finding(s, "no-privilege-escalation", words(["container ", container_name(c), " allows privilege escalation: set securityContext.allowPrivilegeEscalation: false"]))
 }
 
 check_privileged(s) := privileged_in(s, pod_view(s.contents))
 
-privileged_in(s, pv) := {finding(s, "no-privileged", words(["container ", container_name(c), " is privileged: remove securityContext.privileged"])) |
+privileged_in(s, pv) := {msg |
 	some c in pv.containers
 	c.securityContext.privileged == true
+	msg := finding(s, "no-privileged", words(["container ", container_name(c), " is privileged: remove securityContext.privileged"]))
 }
 
 check_capabilities(s) := capabilities_in(s, pod_view(s.contents))
 
-capabilities_in(s, pv) := {finding(s, "capabilities", words(["container ", container_name(c), " does not drop ALL capabilities: set securityContext.capabilities.drop: [ALL]"])) |
+capabilities_in(s, pv) := {msg |
 	some c in pv.containers
 	not "ALL" in dropped_capabilities(c)
-} | {finding(s, "capabilities", words(["container ", container_name(c), " adds capability ", cap, ": only NET_BIND_SERVICE may be added"])) |
+	msg := finding(s, "capabilities", words(["container ", container_name(c), " does not drop ALL capabilities: set securityContext.capabilities.drop: [ALL]"]))
+} | {msg |
 	some c in pv.containers
 	some cap in items_of(c.securityContext.capabilities.add)
 	cap != "NET_BIND_SERVICE"
+	msg := finding(s, "capabilities", words(["container ", container_name(c), " adds capability ", cap, ": only NET_BIND_SERVICE may be added"]))
 }
 
 check_host_namespaces(s) := host_namespaces_in(s, pod_view(s.contents))
 
-host_namespaces_in(s, pv) := {finding(s, "no-host-namespaces", words(["the pod shares a namespace of the node: remove spec.", field])) |
+host_namespaces_in(s, pv) := {msg |
 	some field in ["hostNetwork", "hostPID", "hostIPC"]
 	pv.spec[field] == true
+	msg := finding(s, "no-host-namespaces", words(["the pod shares a namespace of the node: remove spec.", field]))
 }
 
 check_host_ports(s) := host_ports_in(s, pod_view(s.contents))
 
-host_ports_in(s, pv) := {finding(s, "no-host-ports", words(["container ", container_name(c), " binds host port ", get(p, "hostPort"), ": remove hostPort"])) |
+host_ports_in(s, pv) := {msg |
 	some c in pv.containers
 	some p in items_of(c.ports)
 	p.hostPort != 0
+	msg := finding(s, "no-host-ports", words(["container ", container_name(c), " binds host port ", get(p, "hostPort"), ": remove hostPort"]))
 }
 
 check_host_path(s) := host_path_in(s, pod_view(s.contents))
 
-host_path_in(s, pv) := {finding(s, "no-host-path", words(["volume ", get(v, "name"), " mounts a path of the node (hostPath): use emptyDir or a PersistentVolumeClaim"])) |
+host_path_in(s, pv) := {msg |
 	some v in items_of(pv.spec.volumes)
 	v.hostPath
+	msg := finding(s, "no-host-path", words(["volume ", get(v, "name"), " mounts a path of the node (hostPath): use emptyDir or a PersistentVolumeClaim"]))
 }
 
 seccomp_confined(spec, c) if security(spec, c, "seccompProfile").type in {"RuntimeDefault", "Localhost"}
 
 check_seccomp(s) := seccomp_in(s, pod_view(s.contents))
 
-seccomp_in(s, pv) := {finding(s, "seccomp-profile", words(["container ", container_name(c), " has no seccomp profile: set securityContext.seccompProfile.type: RuntimeDefault"])) |
+seccomp_in(s, pv) := {msg |
 	some c in pv.containers
 	not seccomp_confined(pv.spec, c)
+	msg := finding(s, "seccomp-profile", words(["container ", container_name(c), " has no seccomp profile: set securityContext.seccompProfile.type: RuntimeDefault"]))
 }
 
 pinned_by_digest(image) if {
@@ -158,25 +171,28 @@ pinned_by_digest(image) if {
 
 check_image_digest(s) := image_digest_in(s, pod_view(s.contents))
 
-image_digest_in(s, pv) := {finding(s, "image-digest", words(["container ", container_name(c), " uses image ", image, ", which is not pinned by digest: use <repository>@sha256:<digest>"])) |
+image_digest_in(s, pv) := {msg |
 	some c in pv.containers
 	image := get(c, "image")
 	not pinned_by_digest(image)
+	msg := finding(s, "image-digest", words(["container ", container_name(c), " uses image ", image, ", which is not pinned by digest: use <repository>@sha256:<digest>"]))
 }
 
 # ---------------------------------------------------------------- warnings
 
 check_read_only_root(s) := read_only_root_in(s, pod_view(s.contents))
 
-read_only_root_in(s, pv) := {finding(s, "read-only-root-filesystem", words(["container ", container_name(c), " can write to its root filesystem: set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where it writes"])) |
+read_only_root_in(s, pv) := {msg |
 	some c in pv.containers
 	not c.securityContext.readOnlyRootFilesystem == true
+	msg := finding(s, "read-only-root-filesystem", words(["container ", container_name(c), " can write to its root filesystem: set securityContext.readOnlyRootFilesystem: true and mount an emptyDir where it writes"]))
 }
 
 check_resource_limits(s) := resource_limits_in(s, pod_view(s.contents))
 
-resource_limits_in(s, pv) := {finding(s, "resource-limits", words(["container ", container_name(c), " has no ", r, " limit: set resources.limits.", r])) |
+resource_limits_in(s, pv) := {msg |
 	some c in items_of(pv.spec.containers)
 	some r in ["cpu", "memory"]
 	not c.resources.limits[r]
+	msg := finding(s, "resource-limits", words(["container ", container_name(c), " has no ", r, " limit: set resources.limits.", r]))
 }
