@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from generate import generate  # noqa: E402
-from renderer.gates.policy import PolicyEngine, bundle_input, policy_files  # noqa: E402
+from renderer.gates.policy import DENY, WARN, PolicyEngine, _to_json, bundle_input, policy_files  # noqa: E402
 from renderer.pipeline.load import load  # noqa: E402
 from renderer.pipeline.plan import plan  # noqa: E402
 from renderer.pipeline.render import Renderer  # noqa: E402
@@ -119,13 +119,36 @@ def timed(evaluate, inputs) -> tuple[list[float], float, list]:
     return ms, 1e3 * (time.process_time() - cpu) / len(inputs), verdicts
 
 
+def split_ms(policies: Path, inputs) -> dict[str, list[float]]:
+    """regorus as the gate runs it, one step at a time: ms per input for setting the input (its
+    JSON text included), evaluating data.main.deny, then data.main.warn."""
+    import regorus as regorus_lib
+
+    engine = regorus_lib.Engine()
+    for path in policy_files(policies):
+        engine.add_policy(path.name, path.read_text(encoding="utf-8"))
+    out: dict[str, list[float]] = {"input": [], "deny": [], "warn": []}
+    for value in inputs:
+        t0 = time.perf_counter()
+        engine.set_input_json(_to_json(value))
+        t1 = time.perf_counter()
+        engine.eval_rule(DENY)
+        t2 = time.perf_counter()
+        engine.eval_rule(WARN)
+        t3 = time.perf_counter()
+        out["input"].append(1e3 * (t1 - t0))
+        out["deny"].append(1e3 * (t2 - t1))
+        out["warn"].append(1e3 * (t3 - t2))
+    return out
+
+
 def summary(ms: list[float]) -> tuple[float, float, float]:
     s = sorted(ms)
     return statistics.median(s), statistics.fmean(s), s[int(0.95 * (len(s) - 1))]
 
 
-def _worker(inputs) -> int:
-    engine = PolicyEngine(POLICIES)
+def _worker(inputs, policies: Path = POLICIES) -> int:
+    engine = PolicyEngine(policies)
     return sum(1 for value in inputs if engine.evaluate(value)[0])
 
 
@@ -133,7 +156,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundles", type=int, default=200, help="generated bundles to check (200)")
     ap.add_argument("--workers", type=int, default=2, help="worker processes for the parallel regorus run (2)")
+    ap.add_argument("--policies", type=Path, default=POLICIES, help="the policies to time (policies/; another folder "
+                    "compares a version of them, e.g. one checked out with git worktree)")
     a = ap.parse_args()
+    policies = a.policies
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
 
     examples = render_all(REPO / "environments", "bench")
@@ -145,11 +171,11 @@ def main() -> int:
           f"({objects:.1f} files per bundle, bundle.json included)")
 
     t = time.perf_counter()
-    regorus = PolicyEngine(POLICIES)
+    regorus = PolicyEngine(policies)
     load_regorus = 1e3 * (time.perf_counter() - t)
     try:
         t = time.perf_counter()
-        regocpp = RegoCpp(POLICIES)
+        regocpp = RegoCpp(policies)
         load_regocpp = 1e3 * (time.perf_counter() - t)
     except ImportError:
         print("regopy is not installed: `make bench` installs it (pip install -e '.[bench]')")
@@ -171,12 +197,16 @@ def main() -> int:
     ratio = statistics.fmean(ms_regocpp) / statistics.fmean(ms_regorus)
     print(f"  ratio rego-cpp / regorus: {ratio:.1f}x (wall, mean), {cpu_regocpp / cpu_regorus:.1f}x (CPU)")
     print(f"  identical verdicts (deny and warn): {same} of {len(inputs)} bundles")
+    split_ms(policies, inputs[:3])  # warm-up
+    steps = split_ms(policies, inputs)
+    print("  regorus step by step (median / mean ms): " + ", ".join(
+        f"{name} {statistics.median(ms):.2f} / {statistics.fmean(ms):.2f}" for name, ms in steps.items()))
 
     if a.workers > 1:
         chunks = [generated[i::a.workers] for i in range(a.workers)]
         t = time.perf_counter()
         with ProcessPoolExecutor(a.workers) as pool:
-            list(pool.map(_worker, chunks))
+            list(pool.map(_worker, chunks, [policies] * len(chunks)))
         seconds = time.perf_counter() - t
         print(f"\nregorus on {a.workers} worker processes (each loads the policies once): {len(generated)} bundles "
               f"in {seconds:.2f} s = {1e3 * seconds / len(generated):.2f} ms/bundle")

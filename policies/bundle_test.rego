@@ -136,3 +136,29 @@ test_bundles_are_the_folders_that_hold_bundle_objects if {
 	dirs := {dir_of(e.path) | some e in ents; bundle_member(e)}
 	dirs == {"dev/plugins/acme-school/quiz", "dev/plugins/acme-school/grades"}
 }
+
+test_complete_labels_agrees_with_labels_complete if {
+	no_env := object.remove(fx_labels, ["plugins.adapstory.io/env"])
+	empty_name := object.union(fx_labels, {"app.kubernetes.io/name": ""})
+	numeric := object.union(fx_labels, {"app.kubernetes.io/name": 5})
+	objs := [
+		fx_quota,
+		json.patch(fx_quota, [{"op": "replace", "path": "/metadata/labels", "value": no_env}]),
+		json.patch(fx_quota, [{"op": "replace", "path": "/metadata/labels", "value": empty_name}]),
+		json.patch(fx_quota, [{"op": "replace", "path": "/metadata/labels", "value": numeric}]),
+		json.patch(fx_quota, [{"op": "replace", "path": "/metadata/labels", "value": ["a"]}]),
+		json.patch(fx_quota, [{"op": "replace", "path": "/metadata/labels", "value": "a"}]),
+		json.patch(fx_quota, [{"op": "remove", "path": "/metadata/labels"}]),
+	]
+	ents := [fx_entry("resourcequota-quiz.yaml", o) | some o in objs]
+	complete_labels(ents, numbers.range(0, count(ents) - 1)) == {0, 3}
+	complete_labels(ents, numbers.range(0, count(ents) - 1)) == {i | some i; o := objs[i]; labels_complete(object_labels(o), required_labels, required_label_count)}
+}
+
+test_objects_outside_the_namespace_are_the_kafka_rbac_and_vault_ones if {
+	outside_namespace({"apiVersion": "kafka.strimzi.io/v1beta2", "kind": "KafkaTopic"})
+	outside_namespace({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding"})
+	outside_namespace({"apiVersion": "redhatcop.redhat.io/v1alpha1", "kind": "Policy"})
+	not outside_namespace(fx_quota)
+	not outside_namespace(fx_role)
+}

@@ -11,30 +11,26 @@ package main
 import rego.v1
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "ExternalSecret"
+	some i in input_index.kinds.ExternalSecret
+	s := input[i]
 	some msg in check_vault_prefix(s)
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "KafkaUser"
+	some i in input_index.kinds.KafkaUser
+	s := input[i]
 	some msg in check_kafka_acls(s)
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "Grant"
+	some i in input_index.kinds.Grant
+	s := input[i]
 	some msg in check_db_grant(s)
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "Role"
+	some i in input_index.kinds.Role
+	s := input[i]
 	some msg in check_db_role(s)
 }
 
@@ -332,11 +328,7 @@ check_bundle_db(ents, b) := check_bundle_db_with(ents, b, bundle_db(ents, b))
 
 check_bundle_db_with(ents, b, db) := ((check_bundle_grant_refs(ents, db) | check_bundle_grant_database(ents, db)) | check_bundle_db_names(ents, b, db)) if {
 	count(db.grants) + count(db.schemas) + count(db.roles) > 0
-}
-
-check_bundle_db_with(ents, b, db) := set() if {
-	count(db.grants) + count(db.schemas) + count(db.roles) == 0
-}
+} else := set()
 
 check_bundle_grant_refs(ents, db) := {finding(ents[g], "db-grant-scope", words(["schemaRef names '", ref, "', which is not a Schema of this bundle"])) |
 	some g in db.grants

@@ -11,16 +11,24 @@ package main
 import rego.v1
 
 deny contains msg if {
-	some b in bundles
-	count(of_kind(input, b, "KafkaTopic")) > 0
-	some msg in check_bundle_kafka_topics(input, b)
+	some n
+	b := bundles[n]
+	topics := of_kind(input, b, "KafkaTopic")
+	count(topics) > 0
+	some msg in kafka_topics_with(input, bundle_kafka_facts[n], topics)
 }
 
 deny contains msg if {
-	some b in bundles
-	count(of_kind(input, b, "RoleBinding")) + count(of_kind(input, b, "Role")) > 0
-	some msg in check_bundle_kafka_secret(input, b)
+	some n
+	b := bundles[n]
+	rbac := bundle_rbac(input, b)
+	count(rbac) > 0
+	some msg in kafka_secret_with(input, b, bundle_kafka_facts[n], rbac)
 }
+
+# kafka_of of each bundle of the combined input (by its position in bundles), once per evaluation:
+# the rules above and secrets.rego's read it.
+bundle_kafka_facts := {n: kafka_of(input, b) | some n; b := bundles[n]} if combined
 
 # KafkaTopics and the Kafka secret's RBAC live in the Kafka cluster's namespace (bundle.rego's
 # outside_namespace); the rules below check which namespace that is.
@@ -40,7 +48,7 @@ bundle_kafka(ents, b) := {
 	"secret": object.get(iso, "kafkaSecret", name_of(u)),
 	"kafka_namespace": object.get(iso, "kafkaNamespace", namespace_of(u)),
 	"topics": object.get(iso, "topics", null),
-	"written": {acl_of(acl).name | some acl in u.spec.authorization.acls; "Write" in acl_operations(acl)},
+	"written": {acl_of(acl).name | some acl in items_of(u.spec.authorization.acls); "Write" in acl_operations(acl)},
 } if {
 	users := of_kind(ents, b, "KafkaUser")
 	count(users) == 1
@@ -90,7 +98,10 @@ topic_reasons(t, k) := {words(["is in namespace '", namespace_of(t), "', not the
 
 # ---------------------------------------------------------------- the KafkaUser's secret (RBAC)
 
-check_bundle_kafka_secret(ents, b) := kafka_secret_with(ents, b, kafka_of(ents, b), [i | some i in b.members; rbac_object(ents[i].contents)])
+check_bundle_kafka_secret(ents, b) := kafka_secret_with(ents, b, kafka_of(ents, b), bundle_rbac(ents, b))
+
+# The bundle's RBAC objects (rbac_object): its Roles and RoleBindings of rbac.authorization.k8s.io.
+bundle_rbac(ents, b) := [i | some i in array.concat(of_kind(ents, b, "Role"), of_kind(ents, b, "RoleBinding")); b.member_set[i]; rbac_object(ents[i].contents)]
 
 kafka_secret_with(ents, b, k, rbac) := {finding(ents[i], "kafka-secret-scope", "an RBAC object in a bundle without a single KafkaUser: the only RBAC a bundle holds reads its KafkaUser's secret") |
 	k == {}
@@ -120,8 +131,6 @@ role_reasons(obj, k) := {words(["rules[", i, "] ", why]) |
 	count(object.get(obj, "rules", [])) == 0
 }
 
-role_reasons(obj, k) := set() if obj.kind != "Role"
-
 rule_reasons(rule, k) := {words(["reaches beyond secrets: apiGroups ", object.get(rule, "apiGroups", []), ", resources ", object.get(rule, "resources", [])]) |
 	not object.get(rule, "apiGroups", []) == [""]
 } | {words(["reaches beyond secrets: apiGroups ", object.get(rule, "apiGroups", []), ", resources ", object.get(rule, "resources", [])]) |
@@ -144,8 +153,7 @@ binding_reasons(obj, sa, ns, roles) := {words(["roleRef is ", object.get(obj.rol
 } | {"has no subjects" |
 	count(object.get(obj, "subjects", [])) == 0
 } if obj.kind == "RoleBinding"
-
-binding_reasons(obj, sa, ns, roles) := set() if obj.kind != "RoleBinding"
+else := set()
 
 binding_to_own_role(obj, roles) if {
 	obj.roleRef.kind == "Role"

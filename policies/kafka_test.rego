@@ -212,3 +212,13 @@ test_without_bundle_json_the_kafka_users_name_is_the_secret if {
 	ents := fx_without(fxk_entries, "bundle.json")
 	count(check_bundle_kafka_secret(ents, bundle_of(ents))) == 0
 }
+
+test_the_bundles_rbac_is_its_rbac_roles_and_bindings_not_its_database_role if {
+	b := bundle_of(fxk_entries)
+	rbac := bundle_rbac(fxk_entries, b)
+	{fxk_entries[i].contents.kind | some i in rbac} == {"Role", "RoleBinding"}
+	every i in rbac {
+		startswith(fxk_entries[i].contents.apiVersion, "rbac.authorization.k8s.io/")
+	}
+	count(rbac) == count([i | some i in b.members; rbac_object(fxk_entries[i].contents)])
+}

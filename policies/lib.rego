@@ -180,8 +180,7 @@ contains_id(name, id) if {
 # ---------------------------------------------------------------- wording
 
 str(x) := x if is_string(x)
-
-str(x) := sprintf("%v", [x]) if not is_string(x)
+else := sprintf("%v", [x])
 
 # The parts of a message, joined; parts that are not strings are shown as JSON.
 words(parts) := concat("", [str(p) | some p in parts])
@@ -207,37 +206,68 @@ bundle_member(it) if is_bundle_json(it)
 
 bundle_member(it) if bundle_object(it.contents)
 
-item_dirs := [dir_of(it.path) | some it in input] if combined
+# The entries of the combined input, read once per evaluation (a rule: a function is evaluated
+# again on every call, a rule once).
+input_index := entries_index(input) if combined
 
-bundle_dirs contains item_dirs[i] if {
-	some i, it in input
-	bundle_member(it)
+bundle_dirs := {input_index.dirs[i] | some i in input_index.members} if combined
+
+bundles := [make_bundle(input, input_index, folder) | some folder in bundle_dirs] if combined
+
+# A list of entries read once: the folder of each (as the list of its names: dir_of without its
+# concat), the indexes of the bundle objects
+# (bundle_object) and those of the bundle.json files (is_bundle_json), members (both), and the
+# indexes of the entries of each kind (kinds: kind -> indexes, in order). The conditions are
+# written out (not calls per entry): one pass over the entries each. The per-object rules of the
+# combined input iterate input_index.kinds[<kind>], not every entry.
+entries_index(ents) := {"dirs": dirs, "objects": objects, "jsons": jsons, "members": objects | jsons, "kinds": kinds} if {
+	dirs := [d | some it in ents; parts := split(it.path, "/"); d := array.slice(parts, 0, count(parts) - 1)]
+	k8s := {i | some i; obj := ents[i].contents; obj.apiVersion; obj.kind} # is_k8s
+	argo := {v | some v in {ents[i].contents.apiVersion | some i in k8s}; is_string(v); startswith(v, "argoproj.io/")}
+	objects := {i | some i in k8s; obj := ents[i].contents; obj.kind != "Kustomization"; not argo[obj.apiVersion]}
+	jsons := {i | some i; it := ents[i]; not k8s[i]; bundle_json_path(it.path)}
+	kinds := kind_index(ents)
 }
 
-bundles := [make_bundle(input, item_dirs, dir) | some dir in bundle_dirs] if combined
+# The indexes of the entries of each kind, in order, without a scan per kind: the [kind, index]
+# pairs sorted, and each kind's run of them cut out where it starts and stops. (regorus iterates
+# on `pairs[p - 1]`; rego-cpp's object.union is not recursive and it cannot parse `{k: p + 1 | ...}`.)
+kind_index(ents) := {k: array.slice(idxs, starts[k], stop) | some k; stop := ends[k]} if {
+	pairs := sort([[k, i] | some i; k := ents[i].contents.kind])
+	ks := [pair[0] | some pair in pairs]
+	idxs := [pair[1] | some pair in pairs]
+	before := array.concat([null], ks)
+	after := array.concat(array.slice(ks, 1, count(ks)), [null])
+	starts := {k: p | some p; k := ks[p]; before[p] != k}
+	ends := {k: stop | some p; k := ks[p]; after[p] != k; stop := p + 1}
+}
 
-# A bundle of the combined input `ents` as small values: its folder, the indexes of its entries
-# (idx) and of its Kubernetes objects (members), the index of its bundle.json (-1 if none), whom it
-# belongs to (id: tenant, plugin, env; {} if unknown) and the identity labels its objects carry.
-make_bundle(ents, dirs, dir) := {
-	"dir": dir,
+# A bundle of the combined input `ents` (read through its entries_index) as small values: its
+# folder, the indexes of its entries (idx) and of its Kubernetes objects (members, and as a set:
+# member_set), the index of its
+# bundle.json (-1 if none), whom it belongs to (id: tenant, plugin, env; {} if unknown), the
+# identity labels its objects carry, and the indexes of its entries by kind (kinds: of_kind).
+make_bundle(ents, index, folder) := {
+	"dir": concat("/", folder),
 	"idx": idx,
-	"members": [i | some i in idx; bundle_object(ents[i].contents)],
+	"members": [i | some i in idx; index.objects[i]],
+	"member_set": {i | some i in idx; index.objects[i]},
 	"info": info,
 	"id": id,
 	"labels": identity_label_values(id),
+	"kinds": bundle_kinds(index, idx, folder),
 } if {
-	idx := [i | some i; dirs[i] == dir]
-	info := bundle_info(ents, idx)
+	idx := [i | some i; index.dirs[i] == folder]
+	info := bundle_info(index, idx)
 	id := bundle_identity(ents, idx, info)
 }
 
 # The bundle of a list of entries that share one folder (unit tests).
-bundle_of(ents) := make_bundle(ents, [dir_of(it.path) | some it in ents], dir_of(ents[0].path))
+bundle_of(ents) := make_bundle(ents, index, index.dirs[0]) if index := entries_index(ents)
 
-bundle_info(ents, idx) := i if {
-	some i in idx
-	is_bundle_json(ents[i])
+bundle_info(index, idx) := js[0] if {
+	js := [i | some i in idx; index.jsons[i]]
+	count(js) > 0
 } else := -1
 
 identity_label_values(id) := {label_tenant: id.tenant, label_plugin: id.plugin, label_env: id.env} if id != {}
@@ -259,8 +289,15 @@ bundle_identity(ents, idx, info) := {"tenant": j.tenant, "plugin": j.plugin, "en
 	label(ns, label_env) != ""
 } else := {}
 
-# Indexes of the bundle's entries that are objects of a kind.
-of_kind(ents, b, kind) := [i | some i in b.idx; ents[i].contents.kind == kind]
+# The entries of each kind of one folder: the index's own when the input is that one folder.
+bundle_kinds(index, idx, folder) := index.kinds if {
+	count(idx) == count(index.dirs)
+} else := {k: mine | some k; l := index.kinds[k]; mine := [i | some i in l; index.dirs[i] == folder]}
+
+# Indexes of the bundle's entries that are objects of a kind (in order).
+of_kind(ents, b, kind) := l if {
+	l := b.kinds[kind]
+} else := []
 
 # Where a bundle-wide violation is reported: the Namespace, else bundle.json, else the first file.
 anchor(ents, b) := ents[ns[0]] if {

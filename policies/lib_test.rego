@@ -45,3 +45,56 @@ test_a_bundle_knows_its_members_bundle_json_and_owner if {
 	fx_entries[b.info].path == "dev/plugins/acme-school/quiz/bundle.json"
 	b.id == {"tenant": "acme-school", "plugin": "quiz", "env": "dev"}
 }
+
+# ---------------------------------------------------------------- the index of the combined input
+
+test_the_index_reads_folders_objects_and_bundle_json_once if {
+	argo := {"path": "dev/argocd/application-x.yaml", "contents": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application", "metadata": {"name": "x"}}}
+	kustomization := fx_entry("kustomization.yaml", {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization"})
+	ents := array.concat(fx_entries, [argo, kustomization])
+	index := entries_index(ents)
+	index.dirs[0] == ["dev", "plugins", "acme-school", "quiz"]
+	index.dirs[count(fx_entries)] == ["dev", "argocd"]
+	index.jsons == {0}
+	index.objects == {i | some i in numbers.range(1, count(fx_entries) - 1)}
+	index.members == index.objects | index.jsons
+	index.objects == {i | some i; e := ents[i]; bundle_object(e.contents)}
+	index.jsons == {i | some i; e := ents[i]; is_bundle_json(e)}
+}
+
+test_the_kind_index_cuts_each_kinds_run_out_of_the_sorted_pairs if {
+	ents := [{"contents": {"kind": "A"}}, {"contents": {"kind": "B"}}, {"contents": {"kind": "A"}}, {"contents": [1]}, {"contents": {"kind": "C"}}, {"contents": {"kind": "B"}}, {"contents": {"kind": "B"}}, {"path": "x"}]
+	kind_index(ents) == {"A": [0, 2], "B": [1, 5, 6], "C": [4]}
+	kind_index([]) == {}
+}
+
+test_the_index_lists_the_entries_of_each_kind_in_order if {
+	index := entries_index(fx_entries)
+	index.kinds.NetworkPolicy == [7, 8]
+	index.kinds.Namespace == [6]
+	not index.kinds.Bundle
+	scanned := {k: l | some e in fx_entries; k := e.contents.kind; l := [i | some i; fx_entries[i].contents.kind == k]}
+	index.kinds == scanned
+}
+
+test_a_bundle_lists_its_kinds_as_a_scan_would if {
+	b := bundle_of(fx_entries)
+	kinds := ["Namespace", "NetworkPolicy", "Role", "Schema", "Grant", "KafkaUser", "ServiceAccount", "Unknown"]
+	looked_up := [l | some k in kinds; l := of_kind(fx_entries, b, k)]
+	scanned := [l | some k in kinds; l := [i | some i in b.idx; fx_entries[i].contents.kind == k]]
+	looked_up == scanned
+	b.member_set == {i | some i in b.members}
+}
+
+test_each_folder_of_a_combined_input_gets_only_its_own_kinds if {
+	other := [{"path": replace(e.path, "/quiz/", "/grades/"), "contents": e.contents} | some e in fx_entries]
+	ents := array.concat(fx_entries, other)
+	index := entries_index(ents)
+	quiz := make_bundle(ents, index, ["dev", "plugins", "acme-school", "quiz"])
+	grades := make_bundle(ents, index, ["dev", "plugins", "acme-school", "grades"])
+	quiz.dir == fx_dir
+	grades.dir == "dev/plugins/acme-school/grades"
+	of_kind(ents, quiz, "NetworkPolicy") == [7, 8]
+	of_kind(ents, grades, "NetworkPolicy") == [7 + count(fx_entries), 8 + count(fx_entries)]
+	of_kind(ents, grades, "Namespace") == [6 + count(fx_entries)]
+}

@@ -5,9 +5,8 @@ package main
 import rego.v1
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "NetworkPolicy"
+	some i in input_index.kinds.NetworkPolicy
+	s := input[i]
 	some msg in check_egress_open(s)
 }
 

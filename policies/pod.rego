@@ -9,16 +9,15 @@ import rego.v1
 
 # Per object: the combined input (renderer, conftest --combine) and a single object (conftest).
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind in pod_kinds
+	some kind in pod_kinds
+	some i in input_index.kinds[kind]
+	s := input[i]
 	some msg in check_pod_runtime(s)
 }
 
 deny contains msg if {
-	combined
-	some s in input
-	s.contents.kind == "PodDisruptionBudget"
+	some i in input_index.kinds.PodDisruptionBudget
+	s := input[i]
 	some msg in check_disruption_budget(s)
 }
 
@@ -129,9 +128,9 @@ budget_covers(pdb, obj) if {
 }
 
 check_bundle_disruption_budget(ents, b) := {finding(ents[i], "pod-disruption-budget", "no PodDisruptionBudget of the bundle selects this workload's pods: a drain or a rollback may take them all at once") |
-	some i in b.members
+	some i in array.concat(of_kind(ents, b, "Deployment"), of_kind(ents, b, "StatefulSet"))
+	b.member_set[i]
 	obj := ents[i].contents
-	obj.kind in {"Deployment", "StatefulSet"}
 	count(items_of(oget(oget(pod_template(obj), "metadata", {}), "labels", {}))) > 0  # no labels: required-labels says so
 	not bundle_budget_covers(ents, b, obj)
 }

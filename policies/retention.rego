@@ -19,9 +19,9 @@ retention_with(ents, b, mode) := set() if mode == "delete"
 retention_with(ents, b, mode) := keeps_data(ents, b) if mode != "delete"
 
 keeps_data(ents, b) := {finding(ents[i], "data-kept-on-uninstall", words(["spec.managementPolicies is ", object.get(ents[i].contents.spec, "managementPolicies", ["*"]), ": without an opt-in (spec.onUninstall.deleteData) it must not allow Delete"])) |
-	some i in b.members
+	some i in array.concat(array.concat(of_kind(ents, b, "Role"), of_kind(ents, b, "Schema")), of_kind(ents, b, "Grant"))
+	b.member_set[i]
 	obj := ents[i].contents
-	obj.kind in {"Role", "Schema", "Grant"}
 	startswith(obj.apiVersion, "postgresql.sql.")
 	some p in object.get(obj.spec, "managementPolicies", ["*"])
 	p in {"*", "Delete"}

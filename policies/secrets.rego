@@ -10,16 +10,26 @@ package main
 import rego.v1
 
 deny contains msg if {
-	some b in bundles
+	some n
+	b := bundles[n]
 	count(of_kind(input, b, "ExternalSecret")) + count(of_kind(input, b, "SecretStore")) > 0
-	some msg in check_bundle_secret_stores(input, b)
+	some msg in secret_stores_with(input, b, bundle_secret_facts_of[n])
 }
 
 deny contains msg if {
-	some b in bundles
+	some n
+	b := bundles[n]
 	count(of_kind(input, b, "KubernetesAuthEngineRole")) + count(of_kind(input, b, "Policy")) > 0
-	some msg in check_bundle_vault_config(input, b)
+	some msg in vault_config_with(input, b, bundle_secret_facts_of[n])
 }
+
+# bundle_secret_facts of each bundle of the combined input (by its position in bundles; none for a
+# bundle without exactly one Namespace), once per evaluation.
+bundle_secret_facts_of := {n: f |
+	some n
+	b := bundles[n]
+	f := secret_facts_with(input, b, bundle_isolation(input, b), bundle_kafka_facts[n], name_of(the_namespace(input, b).contents))
+} if combined
 
 # vault-config-operator's objects live in the platform-admin namespace (bundle.rego's
 # outside_namespace; checked below).
@@ -138,7 +148,7 @@ check_bundle_vault_config(ents, b) := vault_config_with(ents, b, bundle_secret_f
 vault_config_with(ents, b, f) := {finding(ents[i], "vault-role-scope", reason) |
 	policies := {vault_object_name(ents[p].contents) | some p in of_kind(ents, b, "Policy"); vault_config_object(ents[p].contents)}
 	some i in b.members
-	vault_config_object(ents[i].contents)
+	startswith(ents[i].contents.apiVersion, "redhatcop.redhat.io/") # vault_config_object, written out
 	some reason in vault_config_reasons(ents[i].contents, f, policies)
 }
 
@@ -165,8 +175,7 @@ auth_role_reasons(obj, f, policies) := {words(["spec.targetNamespaces admits ", 
 	some p in object.get(obj.spec, "policies", [])
 	not p in policies
 } if obj.kind == "KubernetesAuthEngineRole"
-
-auth_role_reasons(obj, f, policies) := set() if obj.kind != "KubernetesAuthEngineRole"
+else := set()
 
 # Each `path "..." { capabilities = ["read"] }` block of the HCL: the path lies under the bundle's
 # prefix (".../<prefix>*") and the block grants read only.
@@ -183,8 +192,7 @@ vault_policy_reasons(obj, f) := {words(["the policy's path '", path, "' is outsi
 } | {"the policy text holds something besides path blocks" |
 	not trim(split(object.get(obj.spec, "policy", ""), "path \"")[0], " \t\n") == ""
 } if obj.kind == "Policy"
-
-vault_policy_reasons(obj, f) := set() if obj.kind != "Policy"
+else := set()
 
 # The prefix from bundle.json, else from the object's identity labels (isolation.rego's rule).
 policy_prefix(obj, f) := f.vault_prefix if {

@@ -154,3 +154,24 @@ test_a_workload_finding_names_the_rule_the_object_and_the_fix if {
 	d := json.patch(fx_deployment, [{"op": "replace", "path": "/spec/template/spec/containers/0/securityContext/privileged", "value": true}])
 	check_privileged(subject(d)) == {"no-privileged: Deployment/quiz: container plugin is privileged: remove securityContext.privileged"}
 }
+
+test_the_pod_view_holds_the_spec_and_every_container if {
+	pv := pod_view(fx_deployment)
+	pv.spec == fx_deployment.spec.template.spec
+	pv.containers == containers(fx_deployment.spec.template.spec)
+	count(pv.containers) > 0
+	bare := pod_view(json.patch(fx_deployment, [{"op": "remove", "path": "/spec/template"}]))
+	not bare.spec
+	bare.containers == []
+	count(check_workload(subject(json.patch(fx_deployment, [{"op": "remove", "path": "/spec/template"}])))) == 0
+}
+
+test_every_workload_kind_has_its_pod_template if {
+	t := {"spec": {"containers": []}}
+	every kind in ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"] {
+		pod_template({"kind": kind, "spec": {"template": t}}) == t
+	}
+	pod_template({"kind": "CronJob", "spec": {"jobTemplate": {"spec": {"template": t}}}}) == t
+	pod_spec({"kind": "Pod", "spec": t.spec}) == t.spec
+	not pod_template({"kind": "Service", "spec": {"template": t}})
+}
