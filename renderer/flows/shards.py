@@ -128,7 +128,8 @@ def join(request: BuildRequest, dirs: Sequence[Path], *, deployed: Optional[Call
     renderer = Renderer(TEMPLATES)
     for env in envs:
         mine = [c for c in checked if c.path.split("/", 1)[0] == env.name]
-        found, folders = environment_files(renderer, gates, env, [c.facts for c in mine], [c.application for c in mine])
+        facts = [claims[c.path]["facts"] if c.facts is None else c.facts for c in mine]  # None: the claim, checked
+        found, folders = environment_files(renderer, gates, env, facts, [c.application for c in mine])
         violations += found
         joined.folders.update(folders)
         result.objects += 2 + len(mine)

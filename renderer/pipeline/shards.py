@@ -99,7 +99,7 @@ class CheckedBundle:
     violations: tuple[str, ...]
     warnings: tuple[str, ...]
     verdict_key: str
-    facts: dict
+    facts: Optional[dict]  # re-derived from the files; None when equal to the shard's claim (checked)
     application: tuple  # (file name, bytes) as the join renders it
     digest: str  # files_digest over every file as checked (the commit compares what it reads again)
 
@@ -159,6 +159,8 @@ def _check_one(plan: BundlePlan, root: Path, claimed: dict) -> CheckedBundle:
         if claimed.get("facts") != facts:
             out.append(f"{where}: -: shard-facts: the shard's {FACTS_FILE} records other isolation facts than its "
                        "files show")
+        else:
+            facts = None  # equal to the claim, which the caller holds already (40,000 copies are a lot)
     if claimed.get("application") != app_name:
         out.append(f"{where}: -: shard-facts: the shard's {FACTS_FILE} names Application "
                    f"{claimed.get('application')!r}, not {app_name}")
