@@ -253,12 +253,12 @@ _DIGESTS: dict[int, str] = {}
 
 
 def content_digest(compiled: "_Compiled") -> str:
-    """sha256 over what decides a verdict of one schema: its source, its content and, for a
-    built-in schema, the bytes of the definitions its $refs reach (computed once per process)."""
+    """sha256 over what decides a verdict of one schema: its content and, for a built-in schema,
+    the bytes of the definitions its $refs reach (computed once per process). Not where it was
+    found: the same schema installed elsewhere gives the same verdicts, and the same digest."""
     digest = _DIGESTS.get(id(compiled))
     if digest is None:
-        h = hashlib.sha256(compiled.source.encode() + b"\0")
-        h.update(json.dumps(compiled.schema, sort_keys=True, separators=(",", ":")).encode())
+        h = hashlib.sha256(json.dumps(compiled.schema, sort_keys=True, separators=(",", ":")).encode())
         if compiled.builtin_dir is not None:
             try:
                 h.update(b"\0" + (compiled.builtin_dir / "_definitions.json").read_bytes())

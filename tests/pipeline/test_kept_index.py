@@ -187,3 +187,15 @@ def test_the_index_stays_bounded_keeping_the_entries_of_the_run_that_overflowed_
     left = list(folder.rglob("*.json"))
     assert len(left) == 1, "over the bound: only the entry this run wrote stays"
     assert json.loads(left[0].read_bytes())["facts"]["bundle"] == BUNDLE
+
+
+def test_the_gates_digest_does_not_depend_on_where_the_schemas_are_installed(tmp_path):
+    kinds = [("kyverno.io/v1", "Policy")]
+    shipped = Path(SchemaStore("1.33").schema_source(*kinds[0]))
+    loc = tmp_path / "elsewhere"
+    (loc / "kyverno.io").mkdir(parents=True)
+    shutil.copy(shipped, loc / "kyverno.io" / shipped.name)
+    template = str(loc) + "/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+    elsewhere = SchemaStore("1.33", [template])
+    assert elsewhere.schema_source(*kinds[0]) != str(shipped)
+    assert elsewhere.digest(kinds) == SchemaStore("1.33").digest(kinds)
