@@ -113,6 +113,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("render: interrupted; nothing was written\n")
         return 130
+    except BrokenPipeError:  # the reader went away (`render ... | head`): the work is done, the rest unread
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's final flush does not fail again
+        return EXIT_OK
     except Exception as exc:  # a bug: say so in one line; RENDER_DEBUG=1 shows the traceback
         if os.environ.get("RENDER_DEBUG"):
             raise

@@ -97,8 +97,10 @@ def check_mass_delete(before: Tree, after: Tree, share: float, allow: bool) -> l
     def bundles(tree: Tree) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for path in tree:
+            if not path.endswith("/" + layout.BUNDLE_JSON):  # one per bundle: look no further at the others
+                continue
             m = layout.parse_bundle(unit_of(path))
-            if m and path.endswith("/bundle.json"):
+            if m:
                 out.setdefault(m.env, set()).add(unit_of(path))
         return out
 
