@@ -206,7 +206,7 @@ def build(request: BuildRequest) -> BuildResult:
                      and (request.shard is None or request.shard.owns(p)))
     target = _kept_target(request, envs, selected, gates)
     if request.deployed is not None:  # a bundle kept as it is does not move: its head is not read
-        same = _unchanged(target, selected, request.held, signatures=False)
+        same = target.unchanged(selected, request.held, signatures=False)
         check_moves(inputs, selected, request.deployed(tuple(p for p in selected if p.path not in same)))
     t = time.perf_counter()
     selected = verify_stage.verify(inputs, selected, offline=request.offline,
@@ -285,7 +285,7 @@ def _warning(finding, root: Path) -> str:
 
 
 def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], gates: BundleGates,
-                timings: dict, held: Optional[Mapping[str, Held]] = None, target: Optional[Target] = None) -> BuildResult:
+                timings: dict, held: Optional[Mapping[str, Held]], target: Target) -> BuildResult:
     t = time.perf_counter()
     plans = list(plans)
     jobs = request.jobs or os.cpu_count() or 1
@@ -320,7 +320,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             result.bundles += 1
             if request.shard is not None:
                 everything.append(rb)
-            if rb.ids and not rb.violations and not rb.held:  # a held bundle's files are not its plan's
+            if rb.ids and not rb.violations and not rb.held and not unchanged:  # held files are not their plan's
                 fresh.append(rb)
         done += len(rendered)
         if request.progress:
@@ -329,8 +329,6 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     policy_digest = gates.policy_digest
     known = verdicts.load_passed(request.cache_dir, policy_digest)
     passed_now: list[str] = []
-    target = target or _kept_target(request, envs, plans, gates)
-    index, digests = target.index, target.digests
     unchanged = _unchanged(target, plans, held)
     selected = {p.path for p in plans}
     plans = [p for p in plans if p.path not in unchanged]
@@ -338,8 +336,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
             reuse, request.policy_gate, held, request.content_id)
     total = len(plans) + len(unchanged)
-    take([rb for rb, _ in unchanged.values()], unchanged=True)
-    result.unchanged = {path: rb.ids for path, (rb, _) in unchanged.items()}
+    take(list(unchanged.values()), unchanged=True)
+    result.unchanged = {path: rb.ids for path, rb in unchanged.items()}
     ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")
@@ -376,9 +374,9 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
         raise ValidationFailed(sorted(violations))
     verdicts.save_passed(request.cache_dir, policy_digest, known, passed_now)
     by_path = {p.path: p for p in plans}
-    for env in envs if index.root is not None else ():
-        index.put(digests[env.name], ((by_path[rb.path], rb.ids, _entry(rb, by_path[rb.path])) for rb in fresh
-                                      if rb.ids and rb.path in by_path and rb.path.startswith(env.name + "/")))
+    for env in envs if fresh and target.index.root is not None else ():
+        target.index.put(target.digests[env.name], ((by_path[rb.path], rb.ids, _entry(rb, by_path[rb.path]))
+                                                    for rb in fresh if by_path[rb.path].env == env.name))
     return result
 
 
@@ -388,11 +386,11 @@ def _kept_target(request: BuildRequest, envs, plans, gates: BundleGates) -> Targ
                      lambda env: gates.digest(env.platform.kubernetesVersion, EMITTED, request.policy_gate))
 
 
-def _unchanged(target: Target, plans, held: Optional[Mapping], signatures: bool = True) -> dict:
-    """path -> (RenderedBundle, plan) of the bundles the kept index keeps (``Target.unchanged``)."""
-    return {path: (RenderedBundle(path, e.objects, e.application, (), e.warnings, e.verdict_key, True, e.facts, None,
-                                  False, target.ids[path]), p)
-            for path, (e, p) in target.unchanged(plans, held, signatures).items()}
+def _unchanged(target: Target, plans, held: Optional[Mapping]) -> dict:
+    """path -> RenderedBundle of the bundles the kept index keeps (``Target.unchanged``)."""
+    return {path: RenderedBundle(path, e.objects, e.application, (), e.warnings, e.verdict_key, True, e.facts, None,
+                                 False, target.ids[path])
+            for path, e in target.unchanged(plans, held).items()}
 
 
 def _entry(rb: RenderedBundle, plan) -> Entry:

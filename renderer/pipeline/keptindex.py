@@ -106,7 +106,7 @@ class KeptIndex:
                 path.parent.mkdir(exist_ok=True)
                 fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".entry-")
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(_document(plan, entry))
+                    fh.write(_document(entry))
                 os.replace(tmp, path)
                 written.append(path)
             if written:
@@ -144,7 +144,7 @@ class Target:
         return cls(index, {e.name: gates_digest(e) for e in envs}, dict(content_ids(tuple(plans))))
 
     def unchanged(self, plans, held: Optional[Mapping] = None, signatures: bool = True) -> dict:
-        """path -> (Entry, plan) of the bundles the target holds exactly as the index knows them
+        """path -> Entry of the bundles the target holds exactly as the index knows them
         for their plans. Held bundles are never among them. ``signatures=False`` (before the
         plans are verified): their signatures are not compared."""
         out = {}
@@ -154,13 +154,13 @@ class Target:
                 continue
             entry = self.index.get(self.digests[p.env], p, ids, signature=signatures)
             if entry is not None:
-                out[p.path] = (entry, p)
+                out[p.path] = entry
         return out
 
 
-def _document(plan: BundlePlan, entry: Entry) -> bytes:
+def _document(entry: Entry) -> bytes:
     return json.dumps({
-        "input": plan.input_digest, "signature": signature_record(plan), "objects": entry.objects,  # the plan's own
+        "input": entry.input_digest, "signature": entry.signature, "objects": entry.objects,
         "application": [entry.application[0], entry.application[1].decode("utf-8")],
         "warnings": list(entry.warnings), "verdict": entry.verdict_key, "facts": entry.facts,
     }, sort_keys=True, separators=(",", ":")).encode()
