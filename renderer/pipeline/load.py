@@ -82,11 +82,18 @@ class _Reader:
     root: Path
     problems: list = field(default_factory=list)
     _clean: set = field(default_factory=set)  # folders known to be inside, with no link on the way
+    # (model, bytes) -> (model instance, document, sha256) of a file that checked cleanly: many installs
+    # are byte-identical (`version: X` and nothing else), and models and documents are never mutated
+    _parsed: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._clean.add(self.root)
+        self._prefix = str(self.root) + os.sep
 
     def rel(self, path: Path) -> str:
+        text = str(path)
+        if text.startswith(self._prefix) and os.sep == "/":
+            return text[len(self._prefix):]
         return path.relative_to(self.root).as_posix()
 
     def problem(self, path: Path | str, line: int, fld: str, message: str) -> None:
@@ -136,14 +143,16 @@ class _Reader:
             return None
         try:
             # O_NOFOLLOW: a file swapped for a link after the check above is still not followed
-            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as fh:
-                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                    self.problem(rel, 0, "", "not a regular file")
-                    return None
-                raw = fh.read(MAX_INPUT_BYTES + 1)
+            raw = _read_regular(path, MAX_INPUT_BYTES + 1)
+            if raw is None:
+                self.problem(rel, 0, "", "not a regular file")
+                return None
         except OSError as exc:
             self.problem(rel, 0, "", f"cannot read file: {exc.strerror}")
             return None
+        known = self._parsed.get((model, raw))
+        if known is not None:
+            return Source(known[0], rel, known[1], known[2])
         try:
             doc = load_document(raw)
         except YamlProblem as exc:
@@ -165,7 +174,29 @@ class _Reader:
                 fld = field_name(loc).encode("unicode_escape").decode("ascii")  # a key may hold a newline
                 self.problem(rel, doc.line_of(loc), fld or "(document)", _message(err))
             return None
-        return Source(obj, rel, doc, hashlib.sha256(raw).hexdigest())
+        sha = hashlib.sha256(raw).hexdigest()
+        self._parsed[(model, raw)] = (obj, doc, sha)
+        return Source(obj, rel, doc, sha)
+
+
+def _read_regular(path: Path, limit: int) -> Optional[bytes]:
+    """At most ``limit`` bytes of a regular file, or None when it is something else. O_NOFOLLOW: a
+    file swapped for a link after ``inside`` checked it is still not followed. Plain ``os.read``
+    calls: a buffered ``read(limit)`` would allocate ``limit`` bytes for every small file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks, size = [], 0
+        while size < limit:
+            chunk = os.read(fd, min(limit - size, 1 << 16))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _real_path(data, loc: tuple) -> tuple:
@@ -225,8 +256,10 @@ def _files_sha256(reader: _Reader, folder: Path) -> Optional[str]:
         return None
     h = hashlib.sha256()
     for path in sorted(files):
-        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as fh:
-            data = fh.read(MAX_CATALOG_FILE_BYTES + 1)
+        data = _read_regular(path, MAX_CATALOG_FILE_BYTES + 1)
+        if data is None:  # swapped for something else since the walk above
+            reader.problem(path, 0, "", "not a regular file")
+            return None
         h.update(path.relative_to(folder).as_posix().encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
     return h.hexdigest()
 

@@ -196,11 +196,15 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
     owners: dict[tuple[str, str], list[tuple[str, Source]]] = defaultdict(list)
     producers: dict[str, list[tuple[str, Source]]] = defaultdict(list)  # topic -> installs producing it
     bundles: list[BundlePlan] = []
+    # (catalog version, install model) -> (resolved spec, needs) of an install that resolved cleanly:
+    # byte-identical installs share one model (load), and resolving is a pure function of the two
+    resolved: dict[tuple[int, int], tuple] = {}
     for tenant_input in env.tenants:
         tenant_src: Source[Tenant] = tenant_input.tenant
         tenant = tenant_src.model
         tenant_id = tenant.metadata.name
         _check_maxima(tenant_src, platform_src, problems)
+        ceilings = {key: _ceiling(tenant, key) for key in NEED_KEYS}
         totals: dict[str, Fraction] = defaultdict(Fraction)
         contributors: list[str] = []
         for inst_src in tenant_input.installs:
@@ -219,9 +223,17 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
             publisher: Optional[Source[Publisher]] = inputs.publishers.get(plugin.metadata.publisher)
             if publisher is None:
                 continue  # reported once by _check_catalog
-            spec, ok = _resolve(plugin, inst, inst_src, problems)
-            if not ok:
-                continue
+            known = resolved.get((id(cv), id(inst)))
+            if known is None:
+                before = len(problems)
+                spec, ok = _resolve(plugin, inst, inst_src, problems)
+                if not ok:
+                    continue
+                need = _needs(spec)
+                if len(problems) == before:
+                    resolved[(id(cv), id(inst))] = (spec, need)
+            else:
+                spec, need = known
             if spec.replicas.max > platform.maxima.replicas:
                 overridden = inst.spec.overrides.replicas is not None and inst.spec.overrides.replicas.max is not None
                 where = (inst_src, ("spec", "overrides", "replicas", "max")) if overridden else (cv.plugin, ("spec", "replicas", "max"))
@@ -251,14 +263,13 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                                         f"spec.secrets[{i}].env", f"{var} is set by the platform for a plugin that "
                                         "uses Kafka; pick another name"))
             # per-install ceilings
-            need = _needs(spec)
             for key, amount in need.items():
                 totals[key] += amount
-                if amount > _ceiling(tenant, key):
+                if amount > ceilings[key]:
                     where = _override_line(inst_src, key)
                     problems.append(Problem(inst_src.path, where[0], where[1],
                                             f"{key} {_show(key, amount)} exceeds tenant {tenant_id}'s ceiling "
-                                            f"{_show(key, _ceiling(tenant, key))}"))
+                                            f"{_show(key, ceilings[key])}"))
             contributors.append(name)
             names = _names(env.name, tenant_id, plugin, platform)
             for kind, value in (("namespace", names.namespace), ("application name", names.app),
@@ -283,10 +294,10 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 delete_data=inst.spec.onUninstall.deleteData,
             ))
         for key, total in totals.items():
-            if total > _ceiling(tenant, key) and len(contributors) > 1:
+            if total > ceilings[key] and len(contributors) > 1:
                 problems.append(Problem(tenant_src.path, tenant_src.line("spec", "ceilings", key), f"spec.ceilings.{key}",
                                         f"installs need {_show(key, total)} {key} in total "
-                                        f"({', '.join(sorted(contributors))}), above the ceiling {_show(key, _ceiling(tenant, key))}"))
+                                        f"({', '.join(sorted(contributors))}), above the ceiling {_show(key, ceilings[key])}"))
     for (kind, value), users in sorted(owners.items()):
         if len(users) > 1:
             who = " and ".join(u for u, _ in users)
@@ -307,7 +318,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
 def _check_maxima(tenant_src: Source, platform_src: Source, problems: list[Problem]) -> None:
     """A tenant's ceilings stay within what the platform lets any tenant claim (spec.maxima)."""
     maxima = platform_src.model.spec.maxima
-    for key in ("cpu", "memory", "storage", "llmTokensPerDay", "requestsPerSecond"):
+    for key in NEED_KEYS:
         most = getattr(maxima, key)
         most = quantity.parse(most) if key in ("cpu", "memory", "storage") else Fraction(most)
         if _ceiling(tenant_src.model, key) > most:
@@ -341,6 +352,9 @@ def _resolve(plugin: Plugin, inst: PluginInstall, src: Source, problems: list[Pr
     env = dict(spec.env)
     env.update(ov.env)
     return spec.model_copy(update={"replicas": replicas, "budgets": budgets, "env": env}), not (set(ov.env) & secret_envs)
+
+
+NEED_KEYS = ("cpu", "memory", "storage", "llmTokensPerDay", "requestsPerSecond")  # what _needs counts
 
 
 def _needs(spec) -> dict[str, Fraction]:
