@@ -117,7 +117,7 @@ def outcome(result: Outcome, fmt: str) -> None:
     if result.kept:
         print(f"kept {result.kept} bundle(s) exactly as the head holds them, without rendering them: the kept index "
               "(RENDER_CACHE_DIR) knows their files passed every gate for their inputs")
-    else:
+    if result.commit is not None:
         report = result.report
         counts = ", ".join(f"{n} {c}" for c, n in report.summary().items() if n) if report else ""
         print(f"committed {result.commit[:12]} on {where}" + (f": {counts}" if counts else ""))

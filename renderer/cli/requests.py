@@ -79,7 +79,7 @@ def max_share(args: argparse.Namespace) -> float:
 def commit_request(args: argparse.Namespace, progress=None) -> CommitFlowRequest:
     options = CommitOptions(repo=args.repo, branch=args.branch, push=getattr(args, "push", False),
                             allow_mass_delete=args.allow_mass_delete, max_delete_share=max_share(args),
-                            init=getattr(args, "init", False))
+                            init=getattr(args, "init", False), cache_dir=cache_dir(args))
     return CommitFlowRequest(build=build_request(args, None, progress), options=options,
                              source_commit=args.source_commit or os.environ.get("RENDER_SOURCE_COMMIT") or None,
                              keep=not args.no_cache, from_shards=tuple(getattr(args, "from_shards", ())))

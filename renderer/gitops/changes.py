@@ -34,6 +34,11 @@ class Conflict(RefusingToProceed):
 # ------------------------------------------------------------------------------------ managed repository
 
 
+# The rules of check_managed, as a version: bump it when the check changes what it accepts (trees
+# recorded as checked under another value are checked again: gitops.checked)
+MANAGED_RULES = "r1"
+
+
 def check_managed(tree: Tree, g: Git, display: str) -> None:
     """Refuse a repository (or parts of one) that render did not write."""
     if not tree:

@@ -25,6 +25,7 @@ from renderer.gitops import report as diffmod
 from renderer.gitops.changes import Change, _by_unit, _json, check_managed
 from renderer.gitops.git import BLOB, Tree
 from renderer.gitops.history import install_that_wrote, is_render_commit, on_first_parent, version_at
+from renderer.gitops.checked import CheckedTrees
 from renderer.gitops.publish import DEFAULT_ATTEMPTS, CommitOptions, Outcome, Published, _publish_change
 from renderer.gitops.texts import ledger_readme
 from renderer.gitops.workspace import LEDGER_BRANCH, Workspace, is_url, require_publishable, workspace
@@ -213,7 +214,7 @@ def prepare_rollback(repo: str, env: str, tenant: str, plugin: str, *, branch: O
         def commit() -> Outcome:
             return _publish_change(ws, base, tree, change, outcome, message,
                                    CommitOptions(repo, push=push, attempts=attempts, allow_mass_delete=True),
-                                   "render rollback")
+                                   "render rollback", CheckedTrees(None))
 
         blobs = ws.g.read_blobs(oid for _m, oid in good_tree.values())
         files = tuple(sorted((p.rsplit("/", 1)[1], blobs[oid]) for p, (_m, oid) in good_tree.items()))

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from renderer.core import layout
@@ -24,12 +25,12 @@ from renderer.gitops import report as diffmod
 from renderer.gitops.changes import (
     Change,
     apply,
-    check_managed,
     check_mass_delete,
     file_changes,
     plan_commit,
     rebase,
 )
+from renderer.gitops.checked import CheckedTrees
 from renderer.gitops.git import BLOB, Git, Tree
 from renderer.gitops.history import HeldClaim, held_claims
 from renderer.gitops.request import Rendered
@@ -85,6 +86,7 @@ class CommitOptions:
     max_delete_share: float = DEFAULT_MAX_DELETE_SHARE
     attempts: int = DEFAULT_ATTEMPTS
     init: bool = False  # a missing local path becomes a new repository (else: a usage error)
+    cache_dir: Optional[Path] = None  # where trees that passed check_managed are recorded (None: nowhere)
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,9 @@ class Snapshot:
 class Repo:
     """An opened GitOps repo (``open_repo``): snapshot its head, then commit or diff against it."""
 
-    def __init__(self, ws: Workspace):
+    def __init__(self, ws: Workspace, checked: CheckedTrees):
         self.ws = ws
+        self.checked = checked
 
     @property
     def display(self) -> str:
@@ -172,7 +175,7 @@ class Repo:
         ws = self.ws
         base = ws.head(ws.branch)
         tree = ws.g.tree(base)
-        check_managed(tree, ws.g, ws.display)
+        self.checked.check(ws.g, base, tree, ws.display)
         return Snapshot(ws.branch, base, tree, ws.g.read_blobs, ws.g)
 
     def diff(self, request: CommitRequest) -> diffmod.Report:
@@ -201,7 +204,7 @@ class Repo:
             tree = start_tree
             if head != start:
                 tree = ws.g.tree(head)
-                check_managed(tree, ws.g, ws.display)
+                self.checked.check(ws.g, head, tree, ws.display)
                 change = rebase(change, tree)
             outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes,
                               kept=sum(1 for path in request.rendered.kept if path.endswith("/" + layout.BUNDLE_JSON)))
@@ -209,7 +212,7 @@ class Repo:
             def message(report: diffmod.Report) -> str:
                 return commit_message(report, request.rendered, outcome.notes)
 
-            return _publish_change(ws, head, tree, change, outcome, message, opts, "render commit")
+            return _publish_change(ws, head, tree, change, outcome, message, opts, "render commit", self.checked)
 
 
 @contextmanager
@@ -220,7 +223,7 @@ def open_repo(options: CommitOptions, *, write: bool) -> Iterator[Repo]:
         require_publishable(options.repo, options.push, "render commit")
     remote = is_url(options.repo) or (write and options.push)
     with workspace(options.repo, options.branch, remote=remote, write=write, lock=False, init=options.init) as ws:
-        yield Repo(ws)
+        yield Repo(ws, CheckedTrees(options.cache_dir))
 
 
 def commit(rendered: Rendered, options: CommitOptions) -> Outcome:
@@ -235,7 +238,8 @@ def _count_bundles(tree: Tree) -> int:
 
 
 def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Change, outcome: Outcome,
-                    message: Callable[[diffmod.Report], str], opts: CommitOptions, what: str) -> Outcome:
+                    message: Callable[[diffmod.Report], str], opts: CommitOptions, what: str,
+                    checked: CheckedTrees) -> Outcome:
     target = (Published.REMOTE if ws.remote else Published.LOCAL) if ws.local else \
         (Published.REMOTE if opts.push else Published.NONE)
     for attempt in range(1, opts.attempts + 1):
@@ -261,6 +265,7 @@ def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Chan
             return outcome
         if ws.publish(ws.branch, new, base, f"{what}: {ws.branch}"):
             outcome.commit, outcome.pushed, outcome.published = new, bool(ws.remote), target
+            checked.add(tree_id)  # render wrote it on a tree that passed the check: the next run need not check it
             ws.sync_local(ws.branch, new)
             return outcome
         # the branch moved under us: start again from its new head, with only our own units
@@ -268,7 +273,7 @@ def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Chan
         ws.fetch()
         base = ws.head(ws.branch)
         tree = ws.g.tree(base)
-        check_managed(tree, ws.g, ws.display)
+        checked.check(ws.g, base, tree, ws.display)
         change = rebase(change, tree)
         if change.empty():
             outcome.notes.append(f"another run already committed everything this run would have ({base[:12]})")

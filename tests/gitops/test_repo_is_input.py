@@ -208,6 +208,28 @@ def test_one_changed_install_renders_that_bundle_and_keeps_the_other_eight(rende
     assert "maxReplicas: 2" in (repo / BUNDLE / "horizontalpodautoscaler-grade-sync.yaml").read_text()
 
 
+def test_the_text_summary_of_a_commit_that_kept_bundles_names_the_commit_and_the_changed_bundle(render, env_dir, tmp_path):
+    repo = tmp_path / "gitops"
+    _commit_json(render, env_dir, repo, "--init")
+    install = env_dir / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
+    install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    run = render("commit", str(env_dir), "--repo", str(repo), "--offline")
+    assert run.code == 0, run.err
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert "kept 8 bundle(s)" in run.out
+    assert f"committed {head[:12]} on main" in run.out and f"changed  {BUNDLE}" in run.out
+    assert "unchanged:" not in run.out
+
+
+def test_the_text_summary_of_an_unchanged_run_without_the_cache_says_unchanged_and_names_no_commit(
+        render, env_dir, tmp_path):
+    repo = tmp_path / "gitops"
+    _commit_json(render, env_dir, repo, "--init")
+    run = render("commit", str(env_dir), "--repo", str(repo), "--offline", "--no-cache")
+    assert run.code == 0, run.err
+    assert run.out.startswith("unchanged: main of ") and "committed" not in run.out and "kept" not in run.out
+
+
 def test_no_cache_keeps_nothing_through_the_kept_index(render, env_dir, tmp_path):
     repo = tmp_path / "gitops"
     _commit_json(render, env_dir, repo, "--init")
