@@ -5,7 +5,8 @@
 Parts (all by default; each runnable alone with ``--part``):
   cold      `render build`, every gate, nothing cached, vs the LibYAML dump floor of the same objects
   kustomize render per bundle vs `kubectl kustomize` per bundle (a timed sample)
-  commits   `render commit` into a local repo: first commit, one install changed, nothing changed
+  commits   `render commit` into a local repo: first commit, one install changed, nothing changed (into
+            the checkout, then into a bare clone of it: no working tree, the shape of CI's clone of a URL)
   shards    `render build --shard I/N` for I = 1..N one after another, then the join
             (`render build --from-shards ... --out`), on --shard-bundles bundles (default 4 x --bundles)
   policies  bench/bench_policies.py (the policy engines per bundle), when present
@@ -96,18 +97,23 @@ def commits(b: Bench, envs: Path) -> None:
     first, peak, doc = b.render("commit", envs, "--repo", repo, "--init")
     cached = "verdict and signature caches as the cold build left them" if (b.work / "cache").exists() else "cold"
     b.say("commit, first", f"{len(doc['bundles'])} bundles added in {first:.1f} s ({cached}), peak RSS {peak:.0f} MiB")
+    # the same runs into a bare repository (no working tree: the shape of CI's clone of a URL)
+    bare = b.work / "gitops.git"
+    shutil.rmtree(bare, ignore_errors=True)
+    subprocess.run(["git", "clone", "-q", "--bare", "--no-hardlinks", str(repo), str(bare)], check=True)
     install = next(envs.glob("*/tenants/*/plugins/grade-sync.yaml"))
     text = install.read_text()
-    install.write_text(text + "  overrides:\n    replicas: {max: 2}\n")
-    try:
-        one, peak, doc = b.render("commit", envs, "--repo", repo)
-        b.say("commit, 1 install changed", f"{len(doc['bundles'])} bundle changed in {one:.1f} s ({doc['keptUnchanged']} "
-              f"kept through the kept index), peak RSS {peak:.0f} MiB")
-        none, peak, doc = b.render("commit", envs, "--repo", repo)
-        b.say("commit, nothing changed", f"{'unchanged' if doc['unchanged'] else 'CHANGED?'} in {none:.1f} s "
-              f"({doc['keptUnchanged']} kept through the kept index), peak RSS {peak:.0f} MiB")
-    finally:
-        install.write_text(text)
+    for target, shape in ((repo, "checkout"), (bare, "bare repo")):
+        install.write_text(text + "  overrides:\n    replicas: {max: 2}\n")
+        try:
+            one, peak, doc = b.render("commit", envs, "--repo", target)
+            b.say(f"commit, 1 install changed ({shape})", f"{len(doc['bundles'])} bundle changed in {one:.1f} s "
+                  f"({doc['keptUnchanged']} kept through the kept index), peak RSS {peak:.0f} MiB")
+            none, peak, doc = b.render("commit", envs, "--repo", target)
+            b.say(f"commit, nothing changed ({shape})", f"{'unchanged' if doc['unchanged'] else 'CHANGED?'} in "
+                  f"{none:.1f} s ({doc['keptUnchanged']} kept through the kept index), peak RSS {peak:.0f} MiB")
+        finally:
+            install.write_text(text)
 
 
 def shards(b: Bench, bundles: int, count: int) -> None:

@@ -78,7 +78,8 @@ def held_claims(g: Git, head: Optional[str], tree: Tree) -> tuple[list[HeldClaim
         return [], []
     claims: dict[str, HeldClaim] = {}
     notes: list[str] = []
-    holds = {key: oid for path, (_mode, oid) in sorted(tree.items()) if (key := layout.parse_hold(path)) is not None}
+    holds = {key: oid for path, (_mode, oid) in sorted(item for item in tree.items() if item[0].startswith(layout.HOLDS))
+             if (key := layout.parse_hold(path)) is not None}
     blobs = g.read_blobs(holds.values())  # every hold file in one batch
     for key, oid in holds.items():
         raw = blobs[oid]
