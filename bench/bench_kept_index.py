@@ -96,7 +96,7 @@ def main() -> None:
     module = keptindex
     if args.module:
         spec = importlib.util.spec_from_file_location("keptindex_other", args.module)
-        module = importlib.util.module_from_spec(spec)
+        module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     items = copies(real_entries(), args.entries)
     runs = [once(module, items) for _ in range(args.repeat)]

@@ -76,10 +76,8 @@ class Entry:
 
 
 def entry_key(gates_digest: str, path: str, ids: Ids) -> str:
-    h = hashlib.sha256(f"{VERSION}\0{gates_digest}\0{path}\0".encode())
-    for name, content_id in sorted(ids):
-        h.update(f"{name}\0{content_id}\n".encode())
-    return h.hexdigest()
+    return hashlib.sha256(f"{VERSION}\0{gates_digest}\0{path}\0".encode()
+                          + "".join(f"{name}\0{content_id}\n" for name, content_id in sorted(ids)).encode()).hexdigest()
 
 
 class _WrongShape(Exception):
@@ -92,7 +90,14 @@ class KeptIndex:
     def __init__(self, cache_dir: Optional[Path]):
         self.root = None if cache_dir is None else Path(cache_dir) / "kept-bundles" / VERSION
         self._read: dict[str, Optional[Entry]] = {}  # key -> the entry read, before the plan is compared
+        self._keys: dict[tuple, str] = {}  # (gates digest, path, ids) -> entry_key, computed once a run
         self._run = time.time_ns()  # this run's rows (``_prune``)
+
+    def _key(self, gates_digest: str, path: str, ids: Ids) -> str:
+        key = self._keys.get((gates_digest, path, ids))
+        if key is None:
+            key = self._keys[gates_digest, path, ids] = entry_key(gates_digest, path, ids)
+        return key
 
     @property
     def database(self) -> Optional[Path]:
@@ -104,7 +109,7 @@ class KeptIndex:
         inputDigest only); None otherwise. An entry ``load`` read is not read again."""
         if self.root is None or not ids or not _HEX.match(gates_digest):
             return None
-        key = entry_key(gates_digest, plan.path, ids)
+        key = self._key(gates_digest, plan.path, ids)
         if key not in self._read:
             self._lookup(gates_digest, {key: plan})
         found = self._read[key]
@@ -121,7 +126,7 @@ class KeptIndex:
         wanted: dict[str, dict[str, BundlePlan]] = {}
         for gates_digest, plan, ids in items:
             if ids and _HEX.match(gates_digest):
-                key = entry_key(gates_digest, plan.path, ids)
+                key = self._key(gates_digest, plan.path, ids)
                 if key not in self._read:
                     wanted.setdefault(gates_digest, {})[key] = plan
         for gates_digest, plans in wanted.items():
