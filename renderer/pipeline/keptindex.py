@@ -30,6 +30,7 @@ deleted) and ``MAX_ENTRIES`` entries each are kept.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import re
@@ -136,6 +137,8 @@ class KeptIndex:
         """key -> Entry (or None: not there, does not read back) into ``_read`` for ``wanted``
         (key -> plan). A database that is missing, locked, broken or of another shape: all None."""
         found: dict[str, Optional[Entry]] = dict.fromkeys(wanted)
+        collecting = gc.isenabled()  # thousands of parsed documents, none of them a cycle:
+        gc.disable()  # a collection every 700 of their objects would cost a third of the lookup
         try:
             if self.database.is_file():  # a lookup never creates it
                 con = _connect(self.database)
@@ -157,6 +160,9 @@ class KeptIndex:
                     con.close()
         except (sqlite3.Error, OSError):
             pass
+        finally:
+            if collecting:
+                gc.enable()
         self._read.update(found)
 
     def put(self, gates_digest: str, items: Iterable[tuple[BundlePlan, Ids, Entry]]) -> int:
