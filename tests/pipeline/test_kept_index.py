@@ -146,12 +146,13 @@ def test_without_a_cache_folder_nothing_is_kept_through_the_index(first, tmp_pat
 
 @pytest.mark.parametrize("damage", [
     pytest.param(lambda doc, other: b"{not json", id="not-json"),
-    pytest.param(lambda doc, other: json.dumps({**doc, "facts": {"bundle": BUNDLE}}).encode(), id="facts-of-another-shape"),
+    pytest.param(lambda doc, other: json.dumps({**doc, "facts": {"bundle": BUNDLE}}).encode(),
+                 id="facts-of-another-shape"),
     pytest.param(lambda doc, other: json.dumps({**doc, "application": ["../../escape.yaml", "x"]}).encode(),
                  id="application-file-elsewhere"),
     pytest.param(lambda doc, other: json.dumps({**doc, "input": "sha256:" + "1" * 64}).encode(), id="other-inputs"),
     pytest.param(lambda doc, other: json.dumps({**doc, "objects": 0}).encode(), id="no-objects"),
-    pytest.param(lambda doc, other: b" " * (300 << 10), id="too-big"),
+    pytest.param(lambda doc, other: json.dumps(doc).encode() + b" " * (300 << 10), id="too-big"),
     pytest.param(lambda doc, other: other, id="another-bundles-row"),
     pytest.param(lambda doc, other: json.dumps(doc), id="text-not-bytes"),
     pytest.param(lambda doc, other: 7, id="a-number"),
