@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import shutil
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,7 @@ from renderer.pipeline.build import BuildRequest, build
 from renderer.pipeline.holds import Held
 from renderer.core.yamlio import parse_rendered
 from renderer.gates.schemas import SchemaStore
+from renderer.pipeline import keptindex
 from renderer.pipeline.keptindex import KeptIndex
 from renderer.pipeline.validate import bundle_facts, facts_from_json
 from tests.conftest import EXAMPLE
@@ -42,6 +46,22 @@ def _request(out: Path, cache: Path, target: dict, env_dir: Path = EXAMPLE, **kw
                         content_id=_id, **kw)
 
 
+def _db(cache: Path) -> Path:
+    return cache / "kept-bundles" / "v2" / "index.sqlite"
+
+
+def _sql(cache: Path, statement: str, *args) -> list:
+    """Runs one statement on the kept index's database (committed) and returns its rows."""
+    with closing(sqlite3.connect(_db(cache), isolation_level=None)) as con:
+        return con.execute(statement, args).fetchall()
+
+
+def _rows(cache: Path) -> dict[str, tuple]:
+    """bundle path -> (gates digest, key, document) of each entry."""
+    return {json.loads(doc)["facts"]["bundle"]: (digest, key, doc)
+            for digest, key, doc in _sql(cache, "SELECT digest, key, doc FROM entries")}
+
+
 def _argocd(out: Path) -> dict[str, bytes]:
     return {f.relative_to(out).as_posix(): f.read_bytes() for f in sorted(out.glob("*/argocd/*"))}
 
@@ -57,7 +77,8 @@ def first(tmp_path):
 def test_a_first_run_renders_every_bundle_and_records_each_in_the_kept_index(first):
     out, cache, result = first
     assert result.unchanged == {} and result.bundles == 9
-    assert len(list((cache / "kept-bundles").rglob("*.json"))) == 9
+    assert len(_rows(cache)) == 9
+    assert not list((cache / "kept-bundles").rglob("*.json")), "no file per entry"
 
 
 def test_a_target_holding_exactly_what_render_wrote_is_kept_without_rendering_and_gives_the_same_argocd_files(
@@ -124,30 +145,157 @@ def test_without_a_cache_folder_nothing_is_kept_through_the_index(first, tmp_pat
 
 
 @pytest.mark.parametrize("damage", [
-    pytest.param(lambda doc: b"{not json", id="not-json"),
-    pytest.param(lambda doc: json.dumps({**doc, "facts": {"bundle": BUNDLE}}).encode(), id="facts-of-another-shape"),
-    pytest.param(lambda doc: json.dumps({**doc, "application": ["../../escape.yaml", "x"]}).encode(),
+    pytest.param(lambda doc, other: b"{not json", id="not-json"),
+    pytest.param(lambda doc, other: json.dumps({**doc, "facts": {"bundle": BUNDLE}}).encode(),
+                 id="facts-of-another-shape"),
+    pytest.param(lambda doc, other: json.dumps({**doc, "application": ["../../escape.yaml", "x"]}).encode(),
                  id="application-file-elsewhere"),
-    pytest.param(lambda doc: json.dumps({**doc, "input": "sha256:" + "1" * 64}).encode(), id="other-inputs"),
-    pytest.param(lambda doc: json.dumps({**doc, "objects": 0}).encode(), id="no-objects"),
-    pytest.param(lambda doc: b" " * (300 << 10), id="too-big"),
+    pytest.param(lambda doc, other: json.dumps({**doc, "input": "sha256:" + "1" * 64}).encode(), id="other-inputs"),
+    pytest.param(lambda doc, other: json.dumps({**doc, "objects": 0}).encode(), id="no-objects"),
+    pytest.param(lambda doc, other: json.dumps(doc).encode() + b" " * (300 << 10), id="too-big"),
+    pytest.param(lambda doc, other: other, id="another-bundles-row"),
+    pytest.param(lambda doc, other: json.dumps(doc), id="text-not-bytes"),
+    pytest.param(lambda doc, other: 7, id="a-number"),
+    pytest.param(lambda doc, other: b"[" * 100_000 + b"]" * 100_000, id="nested-too-deep"),
 ])
 def test_an_index_entry_that_does_not_read_back_is_a_miss_and_is_written_again(first, tmp_path, damage):
     out, cache, _ = first
     target = _target(out)
-    entries = {json.loads(p.read_bytes())["facts"]["bundle"]: p for p in (cache / "kept-bundles").rglob("*.json")}
-    entry = entries[BUNDLE]
-    good = entry.read_bytes()
-    entry.write_bytes(damage(json.loads(good)))
+    rows = _rows(cache)
+    _, key, good = rows[BUNDLE]
+    other = next(doc for path, (_, _, doc) in rows.items() if path != BUNDLE)
+    _sql(cache, "UPDATE entries SET doc = ? WHERE key = ?", damage(json.loads(good), other), key)
     result = build(_request(tmp_path / "again", cache, target))
     assert BUNDLE not in result.unchanged and len(result.unchanged) == 8
-    assert entry.read_bytes() == good, "the rendered bundle's entry is written again"
+    assert _sql(cache, "SELECT doc FROM entries WHERE key = ?", key) == [(good,)], \
+        "the rendered bundle's entry is written again"
+
+
+def _not_a_database(db: Path) -> None:
+    db.unlink()
+    db.write_bytes(b"SQLite format 2\0" + b"x" * 4096)
+
+
+def _other_tables(db: Path) -> None:
+    with closing(sqlite3.connect(db, isolation_level=None)) as con:
+        con.execute("DROP TABLE entries")
+        con.execute("CREATE TABLE entries (digest TEXT, key TEXT, doc TEXT)")
+
+
+def _no_tables(db: Path) -> None:
+    db.unlink()
+    db.write_bytes(b"")
+
+
+@pytest.mark.parametrize("damage", [
+    pytest.param(_not_a_database, id="not-a-database"),
+    pytest.param(_other_tables, id="tables-of-another-shape"),
+    pytest.param(_no_tables, id="an-empty-file"),
+])
+def test_an_index_file_that_is_not_the_index_is_a_miss_for_every_bundle_and_replaced_by_the_next_run(
+        first, tmp_path, damage):
+    out, cache, _ = first
+    target = _target(out)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{_db(cache)}{suffix}").unlink(missing_ok=True)
+    damage(_db(cache))
+    result = build(_request(tmp_path / "again", cache, target))
+    assert result.unchanged == {} and result.bundles == 9
+    assert len(_rows(cache)) == 9, "the next put replaced it with the index"
+    assert len(build(_request(tmp_path / "third", cache, target)).unchanged) == 9
+
+
+@pytest.mark.parametrize("block", [
+    pytest.param(lambda cache: cache.joinpath("kept-bundles").mkdir(parents=True) or
+                 cache.joinpath("kept-bundles", "v2").write_text("a file"), id="its-folder-is-a-file"),
+    pytest.param(lambda cache: _db(cache).mkdir(parents=True), id="the-database-is-a-folder"),
+])
+def test_an_index_that_cannot_be_written_costs_a_render_and_never_an_error(tmp_path, block):
+    cache = tmp_path / "cache"
+    block(cache)
+    result = build(_request(tmp_path / "first", cache, {}))
+    assert result.bundles == 9 and result.unchanged == {}
+    target = _target(tmp_path / "first")
+    assert build(_request(tmp_path / "again", cache, target)).unchanged == {}, "nothing was recorded"
+
+
+def test_a_database_locked_by_another_run_costs_time_and_records_nothing(first, tmp_path, monkeypatch):
+    out, cache, _ = first
+    target = _target(out)
+    monkeypatch.setattr(keptindex, "BUSY_SECONDS", 0.2)
+    before = _sql(cache, "SELECT key, run FROM entries ORDER BY key")
+    with closing(sqlite3.connect(_db(cache), isolation_level=None)) as other:
+        other.execute("PRAGMA locking_mode = EXCLUSIVE")  # readers wait too
+        other.execute("BEGIN EXCLUSIVE")
+        other.execute("UPDATE digests SET used = used")
+        result = build(_request(tmp_path / "again", cache, target))
+        assert result.unchanged == {} and result.bundles == 9
+    assert _sql(cache, "SELECT key, run FROM entries ORDER BY key") == before, "nothing recorded, nothing lost"
+
+
+def test_a_run_keeps_its_bundles_while_another_run_writes_and_records_nothing_when_it_waited_too_long(
+        first, tmp_path, monkeypatch):
+    out, cache, _ = first
+    target = _target(out)
+    monkeypatch.setattr(keptindex, "BUSY_SECONDS", 0.2)
+    envs = tmp_path / "environments"
+    shutil.copytree(EXAMPLE, envs)
+    install = envs / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
+    install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    with closing(sqlite3.connect(_db(cache), isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")  # a writer: WAL readers are not blocked
+        other.execute("UPDATE digests SET used = used")
+        result = build(_request(tmp_path / "again", cache, target, env_dir=envs))
+        assert len(result.unchanged) == 8 and BUNDLE not in result.unchanged
+    assert len(_rows(cache)) == 9, "the changed bundle's entry was not recorded"
+
+
+def _builds(out: Path, cache: Path, runs: int) -> None:
+    for i in range(runs):
+        build(_request(out / str(i), cache, {}))
+
+
+def test_two_runs_writing_the_index_at_once_neither_fail_nor_corrupt_it(tmp_path):
+    cache = tmp_path / "cache"
+    ctx = multiprocessing.get_context("fork")
+    runs = [ctx.Process(target=_builds, args=(tmp_path / name, cache, 3)) for name in ("a", "b")]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(120)
+    assert [run.exitcode for run in runs] == [0, 0]
+    assert _sql(cache, "PRAGMA integrity_check") == [("ok",)]
+    assert _sql(cache, "PRAGMA journal_mode") == [("wal",)]
+    assert len(_rows(cache)) == 9
+    assert len(build(_request(tmp_path / "again", cache, _target(tmp_path / "a" / "0"))).unchanged) == 9
+
+
+@pytest.mark.parametrize("chunk", [pytest.param(500, id="one-chunk"), pytest.param(2, id="chunks-of-two")])
+def test_the_bundles_of_a_target_are_looked_up_in_one_query_per_gates_digest_and_chunk(
+        first, tmp_path, monkeypatch, chunk):
+    out, cache, _ = first
+    monkeypatch.setattr(keptindex, "CHUNK", chunk)
+    statements: list[str] = []
+    connect = keptindex._connect
+
+    def traced(path):  # the real connection, its statements recorded
+        con = connect(path)
+        con.set_trace_callback(statements.append)
+        return con
+
+    monkeypatch.setattr(keptindex, "_connect", traced)
+    result = build(_request(tmp_path / "again", cache, _target(out)))
+    assert len(result.unchanged) == 9
+    per_digest = [n for (n,) in _sql(cache, "SELECT count(*) FROM entries GROUP BY digest")]
+    lookups = [s for s in statements if s.startswith("SELECT key,")]
+    assert len(lookups) == sum(-(-n // chunk) for n in per_digest), \
+        "one query per gates digest (and chunk), none per bundle, none again after verification"
 
 
 def test_facts_read_back_from_the_index_are_the_facts_computed_from_the_files(first):
     out, cache, _ = first
-    assert KeptIndex(cache).root == cache / "kept-bundles" / "v1"
-    docs = [json.loads(p.read_bytes()) for p in (cache / "kept-bundles").rglob("*.json")]
+    assert KeptIndex(cache).root == cache / "kept-bundles" / "v2"
+    docs = [json.loads(doc) for _, _, doc in _rows(cache).values()]
     assert len(docs) == 9
     for doc in docs:
         folder = out / doc["facts"]["bundle"]
@@ -171,22 +319,55 @@ def test_a_schema_that_changes_changes_the_gates_digest(tmp_path):
     assert SchemaStore("1.33", ignore_missing=True).digest(kinds) != base
 
 
-def test_the_index_stays_bounded_keeping_the_entries_of_the_run_that_overflowed_it(first, tmp_path, monkeypatch):
-    out, cache, _ = first
-    from renderer.pipeline import keptindex
-    monkeypatch.setattr(keptindex, "MAX_ENTRIES", 12)
-    folder = next((cache / "kept-bundles" / "v1").iterdir())
-    for i in range(5):  # entries of bundles seen before (older versions)
-        (folder / "00").mkdir(exist_ok=True)
-        (folder / "00" / f"{i:064x}.json").write_text("{}")
+def _changed_install(tmp_path: Path) -> Path:
     envs = tmp_path / "environments"
     shutil.copytree(EXAMPLE, envs)
     install = envs / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
     install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
-    build(_request(tmp_path / "again", cache, _target(out), env_dir=envs))
-    left = list(folder.rglob("*.json"))
+    return envs
+
+
+def test_the_index_stays_bounded_keeping_the_entries_of_the_run_that_overflowed_it(first, tmp_path, monkeypatch):
+    out, cache, _ = first
+    monkeypatch.setattr(keptindex, "MAX_ENTRIES", 12)
+    digest = _rows(cache)[BUNDLE][0]
+    for i in range(5):  # entries of bundles seen before (older versions)
+        _sql(cache, "INSERT INTO entries VALUES (?, ?, 0, ?)", digest, f"{i:064x}", b"{}")
+    build(_request(tmp_path / "again", cache, _target(out), env_dir=_changed_install(tmp_path)))
+    left = _sql(cache, "SELECT doc FROM entries WHERE digest = ?", digest)
     assert len(left) == 1, "over the bound: only the entry this run wrote stays"
-    assert json.loads(left[0].read_bytes())["facts"]["bundle"] == BUNDLE
+    assert json.loads(left[0][0])["facts"]["bundle"] == BUNDLE
+
+
+def test_at_most_eight_gates_digests_are_kept_the_least_recently_used_others_deleted(first, tmp_path):
+    out, cache, _ = first
+    mine = {digest for digest, _, _ in _rows(cache).values()}
+    _sql(cache, "UPDATE digests SET used = 100")
+    olds = [f"{i:064x}" for i in range(1, 11)]
+    for i, old in enumerate(olds):  # used at 1 .. 10: the oldest go first
+        _sql(cache, "INSERT INTO digests VALUES (?, ?)", old, i + 1)
+        _sql(cache, "INSERT INTO entries VALUES (?, ?, 0, ?)", old, "0" * 64, b"{}")
+    build(_request(tmp_path / "again", cache, _target(out), env_dir=_changed_install(tmp_path)))
+    kept = {digest for (digest,) in _sql(cache, "SELECT digest FROM digests")}
+    assert len(kept) == keptindex.MAX_FOLDERS == 8
+    assert mine <= kept and kept - mine == set(olds[-(8 - len(mine)):])
+    assert {digest for (digest,) in _sql(cache, "SELECT DISTINCT digest FROM entries")} == kept
+
+
+def test_a_gates_digest_whose_bundles_are_kept_is_marked_used(first, tmp_path):
+    out, cache, _ = first
+    _sql(cache, "UPDATE digests SET used = 1")
+    assert len(build(_request(tmp_path / "again", cache, _target(out))).unchanged) == 9
+    assert all(used > 1 for (used,) in _sql(cache, "SELECT used FROM digests"))
+
+
+def test_the_file_per_entry_index_before_it_is_removed_when_the_index_is_written(tmp_path):
+    cache = tmp_path / "cache"
+    old = cache / "kept-bundles" / "v1" / ("a" * 64) / "00"
+    old.mkdir(parents=True)
+    (old / f"{'0' * 64}.json").write_text("{}")
+    build(_request(tmp_path / "first", cache, {}))
+    assert not (cache / "kept-bundles" / "v1").exists() and len(_rows(cache)) == 9
 
 
 def test_the_gates_digest_does_not_depend_on_where_the_schemas_are_installed(tmp_path):
