@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Callable, Optional, Sequence
 
-from renderer.cli import argocd_cmd, output, requests
+from renderer.cli import output, requests
 from renderer.cli.parser import DEFAULT_OUT, parse, parser
 from renderer.core.errors import EXIT_OK, EXIT_USAGE, RenderError
 from renderer.flows import build as build_flow
@@ -62,6 +62,8 @@ def _diff(args: argparse.Namespace) -> None:
 
 
 def _mark_good(args: argparse.Namespace) -> None:
+    from renderer.cli import argocd_cmd  # the cluster client and its flow: only this command needs them
+
     if args.from_argocd:
         argocd_cmd.run(args)
         return
