@@ -24,11 +24,12 @@ from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
 from renderer.pipeline.keptindex import Entry, KeptIndex, Target, ids_of
-from renderer.pipeline.provenance import files_intact, files_of, signature_record
+from renderer.pipeline.earlier import HELD_AS, held_bundle, kept_bundle, render_windows
+from renderer.pipeline.provenance import signature_record
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
-from renderer.pipeline.render import EMITTED, Bundle, Renderer
+from renderer.pipeline.render import EMITTED, Renderer
 from renderer.pipeline.shards import FACTS_FILE, Shard, facts_document
-from renderer.pipeline.validate import BundleGates, policy_key
+from renderer.pipeline.validate import BundleGates
 from renderer.pipeline.environment import environment_files
 from renderer.pipeline.write import Staging
 from renderer.core import layout
@@ -112,7 +113,7 @@ _worker: dict = {}
 
 
 def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
-                 passed: frozenset, reuse: Mapping[str, tuple], policy_gate: bool = True,
+                 passed: frozenset, policy_gate: bool = True,
                  held: Optional[Mapping[str, Held]] = None, content_id: Optional[Callable] = None) -> None:
     """Per process: compiled templates and gates, the plans and known policy passes (inherited
     through fork, never pickled), and the staging folder each worker writes its bundles into."""
@@ -122,48 +123,23 @@ def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans:
     _worker["plans"] = plans
     _worker["staging"] = staging
     _worker["passed"] = passed
-    _worker["reuse"] = reuse
     _worker["policy_gate"] = policy_gate
     _worker["held"] = held or {}
 
 
-def _kept(p, source, gates: BundleGates, passed: frozenset) -> tuple[Optional[Bundle], tuple, Optional[str]]:
-    """A bundle written before for these inputs, kept only if its exact bytes passed these gates on
-    this machine (the local, content-addressed verdict cache): what an output folder or the GitOps
-    repo says of itself (bundle.json digests) is a claim, never proof. Returns the kept bundle (or
-    None: render it), the files found, and a drift note when they are not what render wrote."""
-    files = files_of(source)
-    if not files:
-        return None, (), None
-    if not files_intact(files):
-        return None, files, f"drift: {p.path} differs from its own bundle.json filesDigest (changed outside render)"
-    if policy_key(gates.policy_digest, files) not in passed:
-        return None, files, None  # not proven here: render it and compare
-    return Bundle.from_files(p, files), files, None
-
-
-_HELD = {"rollback": "rolled back to", "revert": "reverted (git revert) to"}
-
-
-def _held(p, claim: Held) -> Bundle:
-    held = Bundle.from_files(p, tuple(sorted(claim.files)))
-    if held is None:
-        raise ValidationFailed([f"{p.path}/bundle.json: -: hold: the held files are not the ones render wrote at "
-                                f"{claim.written_at[:12]} (filesDigest); refusing to keep them"])
-    return held
-
-
-def _render_range(bounds: tuple[int, int]) -> list[RenderedBundle]:
+def _render_range(task: tuple[tuple[int, int], Mapping]) -> list[RenderedBundle]:
+    """Render and check the plans ``bounds`` of the worker's plans; ``reuse``: their earlier files."""
+    bounds, reuse = task
     renderer, gates, staging = _worker["renderer"], _worker["gates"], _worker["staging"]
-    reuse, passed = _worker["reuse"], _worker["passed"]
+    passed = _worker["passed"]
     out = []
     for p in _worker["plans"][bounds[0]:bounds[1]]:
-        kept, found, drift = _kept(p, reuse[p.path], gates, passed) if p.path in reuse else (None, (), None)
+        kept, found, drift = kept_bundle(p, reuse[p.path], gates, passed) if p.path in reuse else (None, (), None)
         bundle = kept or renderer.render_bundle(p)
         claim = _worker["held"].get(p.path)
         was_held = claim is not None and tuple(sorted(claim.files)) != bundle.files
         if was_held:
-            bundle, drift = _held(p, claim), f"kept {p.path} as {_HELD[claim.reason]} {claim.written_at[:12]}: its " \
+            bundle, drift = held_bundle(p, claim), f"kept {p.path} as {HELD_AS[claim.reason]} {claim.written_at[:12]}: its " \
                 "install is unchanged since (change the install to render it again)"
         gates.warnings.clear()
         violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed,
@@ -332,22 +308,28 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     unchanged = _unchanged(target, plans, held)
     selected = {p.path for p in plans}
     plans = [p for p in plans if p.path not in unchanged]
-    reuse = dict(request.reuse(tuple(plans))) if request.reuse else {}
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
-            reuse, request.policy_gate, held, request.content_id)
+            request.policy_gate, held, request.content_id)
     total = len(plans) + len(unchanged)
     take(list(unchanged.values()), unchanged=True)
     result.unchanged = {path: rb.ids for path, rb in unchanged.items()}
-    ranges = [(i, min(i + CHUNK, len(plans))) for i in range(0, len(plans), CHUNK)]
+    windows = render_windows(plans, request.reuse, CHUNK)
     if jobs > 1 and len(plans) >= PARALLEL_THRESHOLD:
         ctx = multiprocessing.get_context("fork")
         with ctx.Pool(jobs, _init_worker, args) as pool:
-            for rendered in pool.imap(_render_range, ranges):
+            running = None
+            for tasks in windows:  # the next window's files are read while the workers render this one
+                queued = pool.imap(_render_range, tasks)
+                for rendered in running or ():
+                    take(rendered)
+                running = queued
+            for rendered in running or ():
                 take(rendered)
     else:
         _init_worker(*args)
-        for bounds in ranges:
-            take(_render_range(bounds))
+        for tasks in windows:
+            for task in tasks:
+                take(_render_range(task))
     timings["render+validate"] = time.perf_counter() - t
 
     t = time.perf_counter()
