@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import random
 import re
 import shutil
 import tempfile
@@ -35,6 +34,71 @@ Tree = dict  # path -> (mode, object id)
 
 class GitFailed(OutsideSystemError):
     """A git command failed."""
+
+
+GITLINK = "160000"
+# a path component git will not store (``verify_path`` with core.protectNTFS/HFS, which default to on)
+_BAD_NAME = re.compile(r"(?i)^(\.\.?|\.git[. ]*|\.git::.*|git~\d+)$")
+
+
+class _Dir:
+    """A folder of the tree being built: name -> (mode, id) for a file or an untouched subtree,
+    or a ``_Dir`` for a folder on the way to a change (its tree is written again)."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: dict):
+        self.entries = entries
+
+
+def _is_tree(mode: str) -> bool:
+    return mode.lstrip("0") == "40000"
+
+
+def _path_names(path: str) -> tuple[bytes, ...]:
+    names = path.split("/")
+    if any(not n or _BAD_NAME.match(n) or "\\" in n or "\0" in n for n in names):
+        raise GitFailed(f"cannot commit the path {path!r}: git does not store it; refusing to commit")
+    return tuple(n.encode("utf-8", "surrogateescape") for n in names)
+
+
+def _canonical_mode(mode: str) -> Optional[str]:
+    """The mode an index entry gets (``create_ce_mode``): a regular file is 100644 or 100755."""
+    if mode in ("100644", "100755", "120000", GITLINK):
+        return mode
+    if re.fullmatch(r"100[0-7]{3}", mode):
+        return "100755" if int(mode, 8) & 0o100 else "100644"
+    return None
+
+
+def _entry_mode(path: str, mode: str) -> str:
+    canonical = _canonical_mode(mode)
+    if canonical is None:
+        raise GitFailed(f"cannot commit {path!r} with mode {mode!r} (not a file's); refusing to commit")
+    return canonical
+
+
+def _serialise(node: _Dir, out: list[bytes], hash_tree, empty_tree: str) -> Optional[str]:
+    """Write ``node``'s tree (and its changed subtrees first) into ``out``: its id, or None when
+    it holds no file (an empty folder disappears from its parent, like one the index never had).
+    Entries sort by name bytes, a folder's name compared as ``name/`` (git's tree order)."""
+    items = []
+    for name, entry in node.entries.items():
+        if isinstance(entry, _Dir):
+            oid = _serialise(entry, out, hash_tree, empty_tree)
+            if oid is not None:
+                items.append((name + b"/", b"40000 " + name, oid))
+        elif _is_tree(entry[0]):
+            if entry[1] != empty_tree:
+                items.append((name + b"/", b"40000 " + name, entry[1]))
+        else:
+            items.append((name, (_canonical_mode(entry[0]) or entry[0]).encode() + b" " + name, entry[1]))
+    if not items:
+        return None
+    items.sort()
+    content = b"".join(head + b"\0" + bytes.fromhex(oid) for _, head, oid in items)
+    out.append(content)
+    return hash_tree(content)
 
 
 
@@ -199,25 +263,126 @@ class Git:
         shutil.rmtree(folder, ignore_errors=True)
 
     def make_tree(self, base: Optional[str], changes: Mapping[str, Optional[tuple[str, str]]], tmp: Path) -> str:
-        index = tmp / f"index-{os.getpid()}-{random.randrange(1 << 30)}"
-        env = {"GIT_INDEX_FILE": str(index)}
-        try:
-            if base:
-                self.run("read-tree", base, env=env)
+        """The id of ``base``'s tree with ``changes`` applied (path -> (mode, blob id), or None to
+        delete), written to the object database. Costs in proportion to the change: reads only the
+        trees on the paths from the root to each changed entry and writes only those trees again.
+
+        It builds the tree a private index would (``read-tree base``, ``update-index --index-info``
+        of the deletions then the additions in path order, ``write-tree``): a file added where a
+        folder was replaces the whole folder and a file added below a file replaces that file, a
+        folder left empty disappears from its parent (recursively), regular-file modes become
+        100644 or 100755, a subtree nobody touched keeps its id. Unlike that index it refuses
+        (instead of silently skipping) a path git would not store or a mode that is not a file's."""
+        edits = [(_path_names(path), _entry_mode(path, e[0]), e[1]) if e is not None else (_path_names(path), None, None)
+                 for path, e in sorted(changes.items())]
+        if not edits and not base:
+            return self._write_trees([b""], tmp)[0]
+        root = _Dir(self._read_trees([f"{base}^{{tree}}"])[0]) if base else _Dir({})
+        if not edits:  # the index would keep the base tree's own id
+            return self.text("rev-parse", "--verify", f"{base}^{{tree}}")
+        self._load_folders(root, [names for names, _, _ in edits])
+        for names, mode, oid in [e for e in edits if e[1] is None] + [e for e in edits if e[1] is not None]:
+            node = root
+            for name in names[:-1]:
+                child = node.entries.get(name)
+                if not isinstance(child, _Dir):
+                    if mode is None:  # nothing to delete below a file or a missing folder
+                        break
+                    child = node.entries[name] = _Dir({})  # a new folder, or one replacing a file
+                node = child
             else:
-                self.run("read-tree", "--empty", env=env)
-            records = []
-            for path, entry in sorted(changes.items()):
-                if entry is None:
-                    records.append(f"0 {self.zero}\t{path}")
-            for path, entry in sorted(changes.items()):
-                if entry is not None:
-                    records.append(f"{entry[0]} {entry[1]}\t{path}")
-            if records:
-                self.run("update-index", "-z", "--index-info", stdin=("\0".join(records) + "\0").encode(), env=env)
-            return self.text("write-tree", env=env)
+                if mode is None:
+                    if isinstance(node.entries.get(names[-1]), tuple) and not _is_tree(node.entries[names[-1]][0]):
+                        del node.entries[names[-1]]  # a file only: a deleted path that is a folder stays
+                else:
+                    node.entries[names[-1]] = (mode, oid)
+        self._require_objects(sorted({oid for _, mode, oid in edits if mode and mode != GITLINK}))
+        contents: list[bytes] = []
+        root_id = _serialise(root, contents, self._hash_tree, self.empty_tree) or self.empty_tree
+        if not contents:
+            contents.append(b"")
+        self._write_trees(contents, tmp)
+        return root_id
+
+    @property
+    def empty_tree(self) -> str:
+        return self._hash_tree(b"")
+
+    def _hash_tree(self, content: bytes) -> str:
+        h = hashlib.new(self.object_format)
+        h.update(b"tree %d\0" % len(content))
+        h.update(content)
+        return h.hexdigest()
+
+    def _read_trees(self, specs: list[str]) -> list[dict]:
+        """The entries of each tree (by id or ``<rev>^{tree}``): name -> (mode, id), in one
+        ``cat-file --batch``; a spec that is not a tree is refused."""
+        out = self.run("cat-file", "--batch", stdin=("\n".join(specs) + "\n").encode())[1]
+        size_of_id = 32 if self.object_format == "sha256" else 20
+        trees, pos = [], 0
+        for spec in specs:
+            nl = out.index(b"\n", pos)
+            header = out[pos:nl].decode(errors="replace").split(" ")
+            if len(header) != 3 or header[1] != "tree":
+                raise GitFailed(f"git object {spec} is not a tree in {self.path}: {' '.join(header[1:])}")
+            body, pos = out[nl + 1: nl + 1 + int(header[2])], nl + 1 + int(header[2]) + 1
+            entries, i = {}, 0
+            while i < len(body):
+                space, nul = body.index(b" ", i), body.index(b"\0", i)
+                entries[body[space + 1:nul]] = (body[i:space].decode(), body[nul + 1:nul + 1 + size_of_id].hex())
+                i = nul + 1 + size_of_id
+            trees.append(entries)
+        return trees
+
+    def _load_folders(self, root: "_Dir", paths: list[tuple[bytes, ...]]) -> None:
+        """Replace, level by level (one ``cat-file`` a level), every folder on the way to a changed
+        path that exists in the base by its loaded ``_Dir``."""
+        depth = 1
+        while True:
+            wanted: dict[tuple[bytes, ...], tuple["_Dir", bytes, str]] = {}
+            for names in paths:
+                if len(names) <= depth or names[:depth] in wanted:
+                    continue
+                node = root
+                for name in names[:depth - 1]:
+                    node = node.entries.get(name)
+                    if not isinstance(node, _Dir):
+                        break
+                else:
+                    entry = node.entries.get(names[depth - 1])
+                    if isinstance(entry, tuple) and _is_tree(entry[0]):
+                        wanted[names[:depth]] = (node, names[depth - 1], entry[1])
+            if not wanted:
+                return
+            todo = list(wanted.values())
+            for (node, name, _), entries in zip(todo, self._read_trees([oid for _, _, oid in todo])):
+                node.entries[name] = _Dir(entries)
+            depth += 1
+
+    def _require_objects(self, oids: list[str]) -> None:
+        if not oids:
+            return
+        out = self.run("cat-file", "--batch-check=%(objectname) %(objecttype)",
+                       stdin=("\n".join(oids) + "\n").encode())[1].decode().splitlines()
+        missing = [line.split(" ")[0] for line in out if not line.endswith(" blob")]
+        if missing:
+            raise GitFailed(f"git object {missing[0]} is missing from {self.path} (or is not a file); refusing to commit")
+
+    def _write_trees(self, contents: list[bytes], tmp: Path) -> list[str]:
+        """Store tree objects with one ``hash-object``; refuses when git names them other than
+        their computed ids."""
+        want = [self._hash_tree(c) for c in contents]
+        folder = Path(tempfile.mkdtemp(prefix="trees-", dir=tmp))
+        try:
+            for i, content in enumerate(contents):
+                (folder / str(i)).write_bytes(content)
+            got = self.run("hash-object", "-t", "tree", "-w", "--no-filters", "--stdin-paths",
+                           stdin="".join(f"{folder / str(i)}\n" for i in range(len(contents))).encode())[1]
         finally:
-            index.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
+        if got.decode().split() != want:
+            raise GitFailed("git hash-object stored trees under unexpected ids; refusing to commit")
+        return want
 
     def commit_tree(self, tree: str, parent: Optional[str], message: str) -> str:
         args = ["commit-tree", "--no-gpg-sign", tree, "-F", "-"]
