@@ -57,7 +57,7 @@ def _is_tree(mode: str) -> bool:
 
 def _path_names(path: str) -> tuple[bytes, ...]:
     names = path.split("/")
-    if any(not n or _BAD_NAME.match(n) or "\\" in n or "\0" in n for n in names):
+    if any(not n or _BAD_NAME.match(n) or "\\" in n or "\0" in n or "\n" in n for n in names):
         raise GitFailed(f"cannot commit the path {path!r}: git does not store it; refusing to commit")
     return tuple(n.encode("utf-8", "surrogateescape") for n in names)
 
@@ -272,15 +272,16 @@ class Git:
         folder was replaces the whole folder and a file added below a file replaces that file, a
         folder left empty disappears from its parent (recursively), regular-file modes become
         100644 or 100755, a subtree nobody touched keeps its id. Unlike that index it refuses
-        (instead of silently skipping) a path git would not store or a mode that is not a file's."""
+        (instead of silently skipping) a path git would not store or a mode that is not a file's,
+        and a path with a newline (the trees on the way are read by path, one a line)."""
         edits = [(_path_names(path), _entry_mode(path, e[0]), e[1]) if e is not None else (_path_names(path), None, None)
                  for path, e in sorted(changes.items())]
         if not edits and not base:
             return self._write_trees([b""], tmp)[0]
-        root = _Dir(self._read_trees([f"{base}^{{tree}}"])[0]) if base else _Dir({})
         if not edits:  # the index would keep the base tree's own id
             return self.text("rev-parse", "--verify", f"{base}^{{tree}}")
-        self._load_folders(root, [names for names, _, _ in edits])
+        root = self._read_base(base, [names for names, _, _ in edits],
+                               sorted({oid for _, mode, oid in edits if mode and mode != GITLINK}))
         for names, mode, oid in [e for e in edits if e[1] is None] + [e for e in edits if e[1] is not None]:
             node = root
             for name in names[:-1]:
@@ -296,7 +297,6 @@ class Git:
                         del node.entries[names[-1]]  # a file only: a deleted path that is a folder stays
                 else:
                     node.entries[names[-1]] = (mode, oid)
-        self._require_objects(sorted({oid for _, mode, oid in edits if mode and mode != GITLINK}))
         contents: list[bytes] = []
         root_id = _serialise(root, contents, self._hash_tree, self.empty_tree) or self.empty_tree
         if not contents:
@@ -314,59 +314,58 @@ class Git:
         h.update(content)
         return h.hexdigest()
 
-    def _read_trees(self, specs: list[str]) -> list[dict]:
-        """The entries of each tree (by id or ``<rev>^{tree}``): name -> (mode, id), in one
-        ``cat-file --batch``; a spec that is not a tree is refused."""
-        out = self.run("cat-file", "--batch", stdin=("\n".join(specs) + "\n").encode())[1]
-        size_of_id = 32 if self.object_format == "sha256" else 20
-        trees, pos = [], 0
-        for spec in specs:
+    def _read_base(self, base: Optional[str], paths: list[tuple[bytes, ...]], blobs: list[str]) -> "_Dir":
+        """The base's root folder with, loaded as ``_Dir``, every folder on the way to a changed
+        path that the base has; and every blob the changes name must be stored. One ``cat-file``."""
+        folders = sorted({names[:depth] for names in paths for depth in range(1, len(names))}, key=len)
+        specs = [f"{base}:{b'/'.join(f).decode('utf-8', 'surrogateescape')}" for f in folders] if base else []
+        objects = self._read_objects(([f"{base}^{{tree}}"] if base else []) + specs + blobs)
+        if base and objects[0][0] != "tree":
+            raise GitFailed(f"{base} is not a commit in {self.path}")
+        root = _Dir(self._tree_entries(objects[0][2]) if base else {})
+        for folder, (kind, oid, body) in zip(folders, objects[1:] if base else []):
+            node = root
+            for name in folder[:-1]:
+                node = node.entries.get(name)
+                if not isinstance(node, _Dir):
+                    break
+            else:
+                entry = node.entries.get(folder[-1])
+                if isinstance(entry, tuple) and _is_tree(entry[0]):
+                    if (kind, oid) != ("tree", entry[1]):
+                        raise GitFailed(f"git read {base}:{folder!r} as {kind} {oid}, not the tree {entry[1]}")
+                    node.entries[folder[-1]] = _Dir(self._tree_entries(body))
+        for oid, (kind, _, _) in zip(blobs, objects[len(objects) - len(blobs):]):
+            if kind != "blob":
+                raise GitFailed(f"git object {oid} is missing from {self.path} (or is not a file); refusing to commit")
+        return root
+
+    def _read_objects(self, specs: list[str]) -> list[tuple[str, str, bytes]]:
+        """(type, id, content) of each spec with one ``cat-file --batch``; type "missing" when
+        the spec names nothing."""
+        out = self.run("cat-file", "--batch", stdin=("\n".join(specs) + "\n").encode("utf-8", "surrogateescape"))[1]
+        objects, pos = [], 0
+        for _ in specs:
             nl = out.index(b"\n", pos)
-            header = out[pos:nl].decode(errors="replace").split(" ")
-            if len(header) != 3 or header[1] != "tree":
-                raise GitFailed(f"git object {spec} is not a tree in {self.path}: {' '.join(header[1:])}")
-            body, pos = out[nl + 1: nl + 1 + int(header[2])], nl + 1 + int(header[2]) + 1
-            entries, i = {}, 0
-            while i < len(body):
-                space, nul = body.index(b" ", i), body.index(b"\0", i)
-                entries[body[space + 1:nul]] = (body[i:space].decode(), body[nul + 1:nul + 1 + size_of_id].hex())
-                i = nul + 1 + size_of_id
-            trees.append(entries)
-        return trees
+            header = out[pos:nl].split(b" ")
+            if len(header) == 3 and header[1] in (b"blob", b"tree", b"commit", b"tag") and header[2].isdigit():
+                size = int(header[2])
+                objects.append((header[1].decode(), header[0].decode(), out[nl + 1: nl + 1 + size]))
+                pos = nl + 1 + size + 1
+            else:  # "<spec> missing" (or ambiguous)
+                objects.append(("missing", "", b""))
+                pos = nl + 1
+        return objects
 
-    def _load_folders(self, root: "_Dir", paths: list[tuple[bytes, ...]]) -> None:
-        """Replace, level by level (one ``cat-file`` a level), every folder on the way to a changed
-        path that exists in the base by its loaded ``_Dir``."""
-        depth = 1
-        while True:
-            wanted: dict[tuple[bytes, ...], tuple["_Dir", bytes, str]] = {}
-            for names in paths:
-                if len(names) <= depth or names[:depth] in wanted:
-                    continue
-                node = root
-                for name in names[:depth - 1]:
-                    node = node.entries.get(name)
-                    if not isinstance(node, _Dir):
-                        break
-                else:
-                    entry = node.entries.get(names[depth - 1])
-                    if isinstance(entry, tuple) and _is_tree(entry[0]):
-                        wanted[names[:depth]] = (node, names[depth - 1], entry[1])
-            if not wanted:
-                return
-            todo = list(wanted.values())
-            for (node, name, _), entries in zip(todo, self._read_trees([oid for _, _, oid in todo])):
-                node.entries[name] = _Dir(entries)
-            depth += 1
-
-    def _require_objects(self, oids: list[str]) -> None:
-        if not oids:
-            return
-        out = self.run("cat-file", "--batch-check=%(objectname) %(objecttype)",
-                       stdin=("\n".join(oids) + "\n").encode())[1].decode().splitlines()
-        missing = [line.split(" ")[0] for line in out if not line.endswith(" blob")]
-        if missing:
-            raise GitFailed(f"git object {missing[0]} is missing from {self.path} (or is not a file); refusing to commit")
+    def _tree_entries(self, body: bytes) -> dict:
+        """A tree object's entries: name -> (mode, id)."""
+        size_of_id = 32 if self.object_format == "sha256" else 20
+        entries, i = {}, 0
+        while i < len(body):
+            space, nul = body.index(b" ", i), body.index(b"\0", i)
+            entries[body[space + 1:nul]] = (body[i:space].decode(), body[nul + 1:nul + 1 + size_of_id].hex())
+            i = nul + 1 + size_of_id
+        return entries
 
     def _write_trees(self, contents: list[bytes], tmp: Path) -> list[str]:
         """Store tree objects with one ``hash-object``; refuses when git names them other than
