@@ -4,7 +4,8 @@ Where it sits: ``gitops`` (below ``flows``; imports only ``core``). ``Git`` runs
 (through GitPython) in one repository, isolated from whoever runs it: no system or global
 configuration, no hooks, no attribute filters, none of the caller's ``GIT_*`` variables, and
 render's own author identity. Objects are written without filters (``hash-object --no-filters``,
-``fast-import``) and trees are built in a private index, so nothing a repository's own
+``fast-import``) and trees are computed here from the base's trees on the changed paths (written
+with ``hash-object -t tree``, never through an index), so nothing a repository's own
 ``.gitattributes`` says can run a program.
 """
 

@@ -263,6 +263,10 @@ class Workspace:
     def require_clean(self) -> None:
         if self.worktree is None:
             return
+        # One whole-tree pass, content-checked (a file whose stat data is stale but whose content
+        # is unchanged is clean). It stays read-only (GIT_OPTIONAL_LOCKS=0): letting status write
+        # the refreshed index would hold index.lock outside the journal, and a run killed then
+        # would leave a lock that no later run may remove.
         out = self.g.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none")[1]
         dirty = [e.decode(errors="replace")[3:] for e in out.split(b"\0") if len(e) > 3]
         if dirty:

@@ -96,7 +96,7 @@ bases = st.dictionaries(paths, entries, max_size=12)
 change_sets = st.dictionaries(paths, st.none() | entries, min_size=1, max_size=10)
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(base=bases, change=change_sets, on_base=st.booleans())
 def test_any_change_set_gives_the_tree_the_private_index_gave(repo, base, change, on_base):
     base_commit = repo.commit(base) if on_base else None
@@ -104,7 +104,7 @@ def test_any_change_set_gives_the_tree_the_private_index_gave(repo, base, change
     assert new == old
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(base=bases, change=change_sets)
 def test_random_change_sets_applied_one_after_another_stay_equal_to_the_reference(repo, base, change):
     commit = repo.commit(base)
