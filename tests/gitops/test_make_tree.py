@@ -208,6 +208,17 @@ def test_a_mode_that_is_not_a_files_is_refused(repo, mode):
         repo.g.make_tree(None, {"a": (mode, repo.blobs[1])}, repo.tmp)
 
 
+@pytest.mark.parametrize("path, mode, says", [
+    pytest.param(".git/config", "100644", "the path", id="a-path"), pytest.param("a", "040000", "mode", id="a-mode")])
+def test_the_index_route_refuses_the_same_paths_and_modes(repo, path, mode, says):
+    repo.g.LARGE_CHANGE = 0
+    try:
+        with pytest.raises(GitFailed, match=f"{says}.*refusing to commit"):
+            repo.g.make_tree(repo.commit({"a/b": F}), {path: (mode, repo.blobs[1]), "c": repo.entry(*F)}, repo.tmp)
+    finally:
+        del repo.g.LARGE_CHANGE
+
+
 def test_a_missing_blob_is_refused(repo):
     missing = repo.g.blob_id(b"never stored\n")
     with pytest.raises(GitFailed, match=f"{missing}.*refusing to commit"):
