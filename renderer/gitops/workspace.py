@@ -171,12 +171,19 @@ class Workspace:
         return code == 0 and out.decode().strip() == f"refs/heads/{branch}"
 
     def _update_worktree(self, old: Optional[str], new: str) -> None:
-        if old:
-            # the index's stat data may be stale (a copied or touched tree): refresh it, then merge
-            self.g.run("update-index", "-q", "--refresh", check=False, env={"GIT_OPTIONAL_LOCKS": "1"})
-            self.g.run("read-tree", "-m", "-u", old, new, env={"GIT_OPTIONAL_LOCKS": "1"})
-        else:
-            self.g.run("read-tree", "--reset", "-u", new, env={"GIT_OPTIONAL_LOCKS": "1"})
+        locks = {"GIT_OPTIONAL_LOCKS": "1"}
+        if not old:
+            self.g.run("read-tree", "--reset", "-u", new, env=locks)
+            return
+        # The two-tree merge checks every file it replaces or removes against the index's stat
+        # data and refuses, before it writes the index or any file, when one differs. So the
+        # whole-tree ``update-index --refresh`` (an lstat of every file, and a rewrite of the
+        # index when stat data was stale) changes the outcome only when the merge refuses: a
+        # copied or touched tree whose stat data is stale. Then refresh (content-checked: a file
+        # really edited stays modified) and merge again, which is what ran every time before.
+        if self.g.run("read-tree", "-m", "-u", old, new, env=locks, check=False)[0] != 0:
+            self.g.run("update-index", "-q", "--refresh", check=False, env=locks)
+            self.g.run("read-tree", "-m", "-u", old, new, env=locks)
 
     # -- journal, lock, cleanliness
     def _write_journal(self, data: dict) -> None:
@@ -256,6 +263,10 @@ class Workspace:
     def require_clean(self) -> None:
         if self.worktree is None:
             return
+        # One whole-tree pass, content-checked (a file whose stat data is stale but whose content
+        # is unchanged is clean). It stays read-only (GIT_OPTIONAL_LOCKS=0): letting status write
+        # the refreshed index would hold index.lock outside the journal, and a run killed then
+        # would leave a lock that no later run may remove.
         out = self.g.run("status", "--porcelain=v1", "-z", "--untracked-files=all", "--ignore-submodules=none")[1]
         dirty = [e.decode(errors="replace")[3:] for e in out.split(b"\0") if len(e) > 3]
         if dirty:
