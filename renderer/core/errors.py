@@ -206,7 +206,12 @@ class OutsideSystemError(RenderError):
     hint = "an outside system failed; nothing was written: retry later"
 
 
+class GitFailed(OutsideSystemError):
+    """A git command failed (``gitops.git``), or git would not store what a commit asks for."""
+
+
 # ------------------------------------------------------------------------------------ exit 70
+
 
 
 class RendererBroken(RenderError):
