@@ -13,8 +13,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	some kind in pod_kinds
-	some i in input_index.kinds[kind]
+	some i in pod_entries
 	s := input[i]
 	template := pod_template(s.contents)
 	not labels_complete(object_labels(template), required_pod_labels, required_pod_label_count)
@@ -28,8 +27,7 @@ deny contains msg if {
 }
 
 deny contains msg if {
-	some kind in cluster_scoped_kinds
-	some i in input_index.kinds[kind]
+	some i in cluster_scoped_entries
 	s := input[i]
 	some msg in check_cluster_scoped(s)
 }

@@ -214,6 +214,16 @@ bundle_dirs := {input_index.dirs[i] | some i in input_index.members} if combined
 
 bundles := [make_bundle(input, input_index, folder) | some folder in bundle_dirs] if combined
 
+# The indexes of the workloads (pod_kinds) and of the cluster-wide objects (cluster_scoped_kinds)
+# of the combined input, once per evaluation: the kinds the input holds, intersected with the
+# set, instead of one lookup per kind of the set in every rule that reads them.
+pod_entries := entries_of_kinds(input_index.kinds, pod_kinds) if combined
+
+cluster_scoped_entries := entries_of_kinds(input_index.kinds, cluster_scoped_kinds) if combined
+
+# The indexes listed under the kinds of `wanted` in a kinds index (entries_index's kinds).
+entries_of_kinds(kinds, wanted) := [i | some kind in object.keys(kinds) & wanted; some i in kinds[kind]]
+
 # A list of entries read once: the folder of each (as the list of its names: dir_of without its
 # concat), the indexes of the bundle objects
 # (bundle_object) and those of the bundle.json files (is_bundle_json), members (both), and the

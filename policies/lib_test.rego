@@ -98,3 +98,11 @@ test_each_folder_of_a_combined_input_gets_only_its_own_kinds if {
 	of_kind(ents, grades, "NetworkPolicy") == [7 + count(fx_entries), 8 + count(fx_entries)]
 	of_kind(ents, grades, "Namespace") == [6 + count(fx_entries)]
 }
+
+test_entries_of_kinds_lists_the_entries_of_the_wanted_kinds_only if {
+	kinds := {"Deployment": [2, 5], "Namespace": [0], "ClusterRole": [3]}
+	sort(entries_of_kinds(kinds, pod_kinds)) == [2, 5]
+	entries_of_kinds(kinds, cluster_scoped_kinds) == [3]
+	entries_of_kinds(kinds, {"Job"}) == []
+	entries_of_kinds({}, pod_kinds) == []
+}

@@ -9,9 +9,9 @@ import rego.v1
 
 # Per object: the combined input (renderer, conftest --combine) and a single object (conftest).
 deny contains msg if {
-	some kind in pod_kinds
-	some i in input_index.kinds[kind]
+	some i in pod_entries
 	s := input[i]
+	not pod_runtime_clean(s.contents)
 	some msg in check_pod_runtime(s)
 }
 
@@ -44,6 +44,37 @@ pod_deny(s) := set() if {
 check_pod_runtime(s) := check_high_uid(s) | check_graceful_shutdown(s)
 
 min_uid := 10000
+
+# The deny rule's fast path (as workload_clean): a workload that check_pod_runtime finds nothing
+# wrong with, every condition the opposite of one of its findings; one that is not clean goes
+# through check_pod_runtime. pod_test.rego holds the two together.
+pod_runtime_clean(obj) if {
+	spec := pod_spec(obj)
+	fs_group := oget(pod_security(spec), "fsGroup", null)
+	high_id(fs_group)
+	not low_id_container(spec)
+	grace := oget(spec, "terminationGracePeriodSeconds", default_grace_seconds)
+	not stops_badly(spec, grace)
+}
+
+low_id_container(spec) if {
+	some c in containers(spec)
+	some key in ["runAsUser", "runAsGroup"]
+	v := effective_id(spec, c, key)
+	not high_id(v)
+}
+
+# A container without a preStop handler, or one that sleeps for the whole grace period.
+stops_badly(spec, grace) if {
+	some c in oget(spec, "containers", [])
+	pre_stop(c) == null
+}
+
+stops_badly(spec, grace) if {
+	some c in oget(spec, "containers", [])
+	delay := pre_stop_sleep(c)
+	delay >= grace
+}
 
 # ---------------------------------------------------------------- high UID and GID (checkov CKV_K8S_40)
 

@@ -174,3 +174,45 @@ test_a_budget_selecting_other_pods_does_not_cover_the_deployment if {
 	ents := [pod_fx_entries[0], {"path": pod_fx_entries[1].path, "contents": p}]
 	rules_of(check_bundle_disruption_budget(ents, bundle_of(ents))) == {"pod-disruption-budget"}
 }
+
+# ---------------------------------------------------------------- the deny rule's fast path
+
+# Edits that each break one check of check_pod_runtime.
+pod_runtime_edits := [
+	[{"op": "replace", "path": "/spec/template/spec/securityContext/runAsUser", "value": 1000}],
+	[{"op": "remove", "path": "/spec/template/spec/securityContext/runAsGroup"}],
+	[{"op": "remove", "path": "/spec/template/spec/securityContext/fsGroup"}],
+	[{"op": "replace", "path": "/spec/template/spec/securityContext/runAsUser", "value": "10001"}],
+	[{"op": "add", "path": "/spec/template/spec/containers/0/securityContext/runAsUser", "value": 999}],
+	[{"op": "remove", "path": "/spec/template/spec/containers/0/lifecycle"}],
+	[{"op": "replace", "path": "/spec/template/spec/containers/0/lifecycle/preStop/sleep/seconds", "value": 30}],
+	[
+		{"op": "remove", "path": "/spec/template/spec/terminationGracePeriodSeconds"},
+		{"op": "replace", "path": "/spec/template/spec/containers/0/lifecycle/preStop/sleep/seconds", "value": 45},
+	],
+]
+
+# pod_runtime_clean holds exactly when check_pod_runtime finds nothing (on these workloads).
+pod_fast_path_agrees(d) if {
+	pod_runtime_clean(d)
+	count(check_pod_runtime(subject(d))) == 0
+}
+
+pod_fast_path_agrees(d) if {
+	not pod_runtime_clean(d)
+	count(check_pod_runtime(subject(d))) > 0
+}
+
+test_a_workload_with_high_ids_and_a_short_pre_stop_is_clean if {
+	pod_runtime_clean(pod_fx_deployment)
+}
+
+test_a_workload_with_any_runtime_finding_is_not_clean if {
+	disagree := [n | some n; edit := pod_runtime_edits[n]; d := pod_fx_patched(edit); not pod_fast_path_agrees(d)]
+	disagree == []
+}
+
+test_an_exec_pre_stop_handler_keeps_a_workload_clean if {
+	d := pod_fx_patched([{"op": "replace", "path": "/spec/template/spec/containers/0/lifecycle/preStop", "value": {"exec": {"command": ["sleep", "5"]}}}])
+	pod_runtime_clean(d)
+}

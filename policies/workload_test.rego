@@ -175,3 +175,58 @@ test_every_workload_kind_has_its_pod_template if {
 	pod_spec({"kind": "Pod", "spec": t.spec}) == t.spec
 	not pod_template({"kind": "Service", "spec": {"template": t}})
 }
+
+# ---------------------------------------------------------------- the deny rule's fast path
+
+# Edits that each break one check of check_workload (one per finding it can report).
+workload_edits := [
+	[{"op": "replace", "path": "/spec/template/spec/containers/0/securityContext/runAsNonRoot", "value": false}],
+	[{"op": "add", "path": "/spec/template/spec/securityContext/runAsUser", "value": 0}],
+	[{"op": "replace", "path": "/spec/template/spec/containers/0/securityContext/allowPrivilegeEscalation", "value": true}],
+	[{"op": "remove", "path": "/spec/template/spec/containers/0/securityContext/allowPrivilegeEscalation"}],
+	[{"op": "replace", "path": "/spec/template/spec/containers/0/securityContext/privileged", "value": true}],
+	[{"op": "remove", "path": "/spec/template/spec/containers/0/securityContext/capabilities"}],
+	[{"op": "add", "path": "/spec/template/spec/containers/0/securityContext/capabilities/add", "value": ["SYS_ADMIN"]}],
+	[{"op": "add", "path": "/spec/template/spec/containers/0/ports/0/hostPort", "value": 8080}],
+	[{"op": "add", "path": "/spec/template/spec/hostNetwork", "value": true}],
+	[{"op": "add", "path": "/spec/template/spec/hostPID", "value": true}],
+	[{"op": "add", "path": "/spec/template/spec/hostIPC", "value": true}],
+	[{"op": "add", "path": "/spec/template/spec/volumes/-", "value": {"name": "node", "hostPath": {"path": "/"}}}],
+	[
+		{"op": "replace", "path": "/spec/template/spec/containers/0/securityContext/seccompProfile/type", "value": "Unconfined"},
+		{"op": "remove", "path": "/spec/template/spec/securityContext/seccompProfile"},
+	],
+	[{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "registry.example.org/acme/quiz:1.0"}],
+	[{"op": "remove", "path": "/spec/template/spec/containers/0/image"}],
+	[{"op": "add", "path": "/spec/template/spec/initContainers", "value": [{"name": "init", "image": "busybox"}]}],
+]
+
+# workload_clean holds exactly when check_workload finds nothing (on these workloads).
+workload_fast_path_agrees(d) if {
+	workload_clean(d)
+	count(check_workload(subject(d))) == 0
+}
+
+workload_fast_path_agrees(d) if {
+	not workload_clean(d)
+	count(check_workload(subject(d))) > 0
+}
+
+test_a_secure_deployment_is_clean if {
+	workload_clean(fx_deployment)
+}
+
+test_a_workload_with_any_finding_is_not_clean if {
+	disagree := [n | some n; edit := workload_edits[n]; d := json.patch(fx_deployment, edit); not workload_fast_path_agrees(d)]
+	disagree == []
+}
+
+test_an_added_net_bind_service_capability_keeps_a_workload_clean if {
+	d := json.patch(fx_deployment, [{"op": "add", "path": "/spec/template/spec/containers/0/securityContext/capabilities/add", "value": ["NET_BIND_SERVICE"]}])
+	workload_clean(d)
+	count(check_workload(subject(d))) == 0
+}
+
+test_an_object_without_a_pod_spec_is_not_clean if {
+	not workload_clean(fx_namespace)
+}

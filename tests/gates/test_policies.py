@@ -5,8 +5,12 @@ table under the real OPA engine: tests/test_policy_engines.py."""
 from __future__ import annotations
 
 import copy
+import os
 import pickle
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -230,3 +234,33 @@ def test_a_bundle_moved_into_another_tenants_folder_is_caught(engine, full):
     moved = f"dev/plugins/{OTHER_TENANT}/quiz-generator"
     deny, _ = engine.check_bundle(moved, sorted(full.objects.items()), full.info)
     assert rules(deny) == {"bundle-identity"}
+
+
+# ---------------------------------------------------------------- regorus's library backtraces
+
+
+_ERROR_TEXT = """
+import regorus
+import renderer.gates.policy
+engine = regorus.Engine()
+try:
+    engine.eval_rule("data.nothing.here")
+except RuntimeError as exc:
+    print("backtrace" if "Stack backtrace" in str(exc) else "none")
+"""
+
+
+@pytest.mark.parametrize(("preset", "expected"), [
+    pytest.param(None, "none", id="the-gate-turns-them-off-under-RUST_BACKTRACE"),
+    pytest.param("1", "backtrace", id="a-value-the-user-set-wins"),
+])
+def test_regorus_errors_carry_a_stack_backtrace_only_when_the_user_asks(preset, expected):
+    """Under RUST_BACKTRACE=1 regorus captured a backtrace for every error it created, the ones it
+    discards while evaluating included; the gate never shows one, so it sets RUST_LIB_BACKTRACE=0."""
+    env = {k: v for k, v in os.environ.items() if k != "RUST_LIB_BACKTRACE"}
+    env["RUST_BACKTRACE"] = "1"
+    if preset is not None:
+        env["RUST_LIB_BACKTRACE"] = preset
+    out = subprocess.run([sys.executable, "-c", _ERROR_TEXT], env=env, capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == expected
