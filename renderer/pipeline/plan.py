@@ -2,7 +2,8 @@
 
 load -> **plan** -> verify -> render -> validate -> write.  Here each install is resolved to its
 catalog version, overrides are applied, the tenant's ceilings are enforced, egress targets are
-resolved against platform.yaml, and every name is planned by the one rule of CONTRACT §2.
+resolved against platform.yaml, and every name is planned by the one rule of CONTRACT §2 (the
+ceilings arithmetic lives in ``pipeline.ceilings``).
 Like ``load``, it reports every problem at once.
 """
 
@@ -18,8 +19,9 @@ from typing import Optional
 
 from renderer import __version__
 
-from renderer.core import layout, quantity
+from renderer.core import layout
 from renderer.core.errors import InputError, Problem
+from renderer.pipeline.ceilings import NEED_KEYS, ceiling, check_maxima, needs, override_line, show
 from renderer.pipeline.load import CatalogVersion, EnvironmentInput, Inputs, Source
 from renderer.pipeline.models import (IMAGE_RE, Budgets, Platform, Plugin, PluginInstall, Publisher, Replicas, Tenant,
                                       reserved_schema)
@@ -203,8 +205,8 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
         tenant_src: Source[Tenant] = tenant_input.tenant
         tenant = tenant_src.model
         tenant_id = tenant.metadata.name
-        _check_maxima(tenant_src, platform_src, problems)
-        ceilings = {key: _ceiling(tenant, key) for key in NEED_KEYS}
+        check_maxima(tenant_src, platform_src, problems)
+        ceilings = {key: ceiling(tenant, key) for key in NEED_KEYS}
         totals: dict[str, Fraction] = defaultdict(Fraction)
         contributors: list[str] = []
         for inst_src in tenant_input.installs:
@@ -229,7 +231,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 spec, ok = _resolve(plugin, inst, inst_src, problems)
                 if not ok:
                     continue
-                need = _needs(spec)
+                need = needs(spec)
                 if len(problems) == before:
                     resolved[(id(cv), id(inst))] = (spec, need)
             else:
@@ -266,10 +268,10 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
             for key, amount in need.items():
                 totals[key] += amount
                 if amount > ceilings[key]:
-                    where = _override_line(inst_src, key)
+                    where = override_line(inst_src, key)
                     problems.append(Problem(inst_src.path, where[0], where[1],
-                                            f"{key} {_show(key, amount)} exceeds tenant {tenant_id}'s ceiling "
-                                            f"{_show(key, ceilings[key])}"))
+                                            f"{key} {show(key, amount)} exceeds tenant {tenant_id}'s ceiling "
+                                            f"{show(key, ceilings[key])}"))
             contributors.append(name)
             names = _names(env.name, tenant_id, plugin, platform)
             for kind, value in (("namespace", names.namespace), ("application name", names.app),
@@ -296,8 +298,8 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
         for key, total in totals.items():
             if total > ceilings[key] and len(contributors) > 1:
                 problems.append(Problem(tenant_src.path, tenant_src.line("spec", "ceilings", key), f"spec.ceilings.{key}",
-                                        f"installs need {_show(key, total)} {key} in total "
-                                        f"({', '.join(sorted(contributors))}), above the ceiling {_show(key, ceilings[key])}"))
+                                        f"installs need {show(key, total)} {key} in total "
+                                        f"({', '.join(sorted(contributors))}), above the ceiling {show(key, ceilings[key])}"))
     for (kind, value), users in sorted(owners.items()):
         if len(users) > 1:
             who = " and ".join(u for u, _ in users)
@@ -313,18 +315,6 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                                         f"{who} both produce topic {topic!r} in environment {env.name}; "
                                         "a topic has one producing install (its KafkaTopic's owner)"))
     return sorted(bundles, key=lambda b: (b.tenant, b.plugin))
-
-
-def _check_maxima(tenant_src: Source, platform_src: Source, problems: list[Problem]) -> None:
-    """A tenant's ceilings stay within what the platform lets any tenant claim (spec.maxima)."""
-    maxima = platform_src.model.spec.maxima
-    for key in NEED_KEYS:
-        most = getattr(maxima, key)
-        most = quantity.parse(most) if key in ("cpu", "memory", "storage") else Fraction(most)
-        if _ceiling(tenant_src.model, key) > most:
-            problems.append(Problem(tenant_src.path, tenant_src.line("spec", "ceilings", key), f"spec.ceilings.{key}",
-                                    f"{_show(key, _ceiling(tenant_src.model, key))} is above the platform's maximum "
-                                    f"{_show(key, most)} ({platform_src.path} spec.maxima.{key})"))
 
 
 def _resolve(plugin: Plugin, inst: PluginInstall, src: Source, problems: list[Problem]):
@@ -352,42 +342,6 @@ def _resolve(plugin: Plugin, inst: PluginInstall, src: Source, problems: list[Pr
     env = dict(spec.env)
     env.update(ov.env)
     return spec.model_copy(update={"replicas": replicas, "budgets": budgets, "env": env}), not (set(ov.env) & secret_envs)
-
-
-NEED_KEYS = ("cpu", "memory", "storage", "llmTokensPerDay", "requestsPerSecond")  # what _needs counts
-
-
-def _needs(spec) -> dict[str, Fraction]:
-    r = spec.resources
-    return {
-        "cpu": quantity.parse(r.limits.cpu) * spec.replicas.max,
-        "memory": quantity.parse(r.limits.memory) * spec.replicas.max,
-        "storage": quantity.parse(r.storage),
-        "llmTokensPerDay": Fraction(spec.budgets.llmTokensPerDay),
-        "requestsPerSecond": Fraction(spec.budgets.requestsPerSecond),
-    }
-
-
-def _ceiling(tenant: Tenant, key: str) -> Fraction:
-    value = getattr(tenant.spec.ceilings, key)
-    return quantity.parse(value) if key in ("cpu", "memory", "storage") else Fraction(value)
-
-
-def _show(key: str, amount: Fraction) -> str:
-    if key == "cpu":
-        return quantity.cpu(amount)
-    if key in ("memory", "storage"):
-        return quantity.size(amount)
-    return str(int(amount)) if amount.denominator == 1 else str(float(amount))
-
-
-def _override_line(src: Source, key: str) -> tuple[int, str]:
-    data = src.doc.data.get("spec", {}).get("overrides", {}) or {}
-    if key in ("llmTokensPerDay", "requestsPerSecond") and key in (data.get("budgets") or {}):
-        return src.line("spec", "overrides", "budgets", key), f"spec.overrides.budgets.{key}"
-    if key in ("cpu", "memory") and "max" in (data.get("replicas") or {}):
-        return src.line("spec", "overrides", "replicas", "max"), "spec.overrides.replicas.max"
-    return src.line("spec", "version"), "spec.version"
 
 
 def _names(env: str, tenant_id: str, plugin: Plugin, platform) -> Names:
