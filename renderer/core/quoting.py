@@ -1,52 +1,60 @@
-"""The single quoting path from Python values into template text.
+"""The single path from Python values into rendered objects.
 
-Every ``{{ value }}`` in ``templates/`` goes through ``quote`` (Jinja's ``finalize``). A string
-always becomes one double-quoted YAML scalar, a list or mapping one JSON flow collection (JSON
-is YAML), so no value can start a new key, document or anchor. Types that have no safe textual
-form (floats that aren't finite, arbitrary objects) are refused rather than guessed at.
+Every ``{{ value }}`` in ``templates/`` goes through ``plain`` (from Jinja's ``finalize``, see
+``pipeline.skeletons``): the value is checked and copied as plain data (strings, integers,
+booleans, null, finite floats, lists, mappings with string keys), and the template's text only
+ever holds a slot token in its place. The text is parsed as YAML with the tokens in it, and the
+values are put into the parsed tree as data, so no value is ever read as YAML: it cannot start a
+new key, document, tag or anchor, whatever characters it holds. Types that have no plain form
+(arbitrary objects, bytes, non-finite floats, lone surrogates) are refused rather than guessed at.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import re
-
-_SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})")
 
 
-def _json(value) -> str:
-    text = json.dumps(value, ensure_ascii=True, sort_keys=True, allow_nan=False)
-    # JSON writes characters beyond U+FFFF as surrogate pairs; YAML needs one \U escape.
-    # A pair can only come from json's own escaping: a literal backslash is written as \\,
-    # so an odd run of backslashes before 'u' is an escape, which the pattern below honours.
-    if "\\ud" in text:
-        text = re.sub(r"(?<!\\)((?:\\\\)*)" + _SURROGATE_PAIR.pattern, lambda m: m.group(1) + _astral_from(m), text)
-    return text
+def _text(value: str) -> str:
+    """A string as it would round-trip through UTF-8: a surrogate pair becomes its character; a
+    lone surrogate, which no UTF-8 file can hold, is refused."""
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        try:
+            return value.encode("utf-16", "surrogatepass").decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValueError("refusing to render a string with a lone surrogate (not text)") from None
 
 
-def _astral_from(m: re.Match) -> str:
-    hi, lo = int(m.group(2), 16), int(m.group(3), 16)
-    return "\\U%08x" % (0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
-
-
-def quote(value) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+def plain(value):
+    """``value`` as fresh plain data (never shared with the caller), or TypeError/ValueError."""
+    kind = type(value)
+    if kind is str:
+        return value if value.isascii() else _text(value)
+    if value is None or value is True or value is False or kind is int:
+        return value
+    if kind is dict or isinstance(value, dict):
+        out = {}
+        for key in sorted(value, key=_key):
+            out[plain(str.__str__(key))] = plain(value[key])
+        return out
+    if kind is list or kind is tuple or isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, str):  # a str subclass (an enum's value): its characters, as a str
+        return plain(str.__str__(value))
+    if isinstance(value, bool):
+        return bool(value)
     if isinstance(value, int):
-        return str(value)
+        return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise ValueError("refusing to render a non-finite number")
-        return repr(value)
-    if isinstance(value, str):
-        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
-            return f'"{value}"'
-        return _json(value)
-    if isinstance(value, (list, tuple, dict)):
-        return _json(value)
+        return float(value)
     raise TypeError(f"refusing to render a {type(value).__name__} into a template; convert it to str first")
+
+
+def _key(key) -> str:
+    if not isinstance(key, str):
+        raise TypeError(f"refusing to render a mapping with a {type(key).__name__} key; keys must be strings")
+    return key

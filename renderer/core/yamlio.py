@@ -254,7 +254,9 @@ class _Fallback(Exception):
 
 
 _BREAKS = re.compile("[\n\r\x85\u2028\u2029]")
-_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./=-]*\Z")
+# strings PyYAML writes plain in block context (when they resolve to a string): no space, no break,
+# no indicator first, a ':' never last (": " and a final ':' are block indicators; ',' is one in flow only)
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./=:,-]*(?<!:)\Z")
 _PLAIN_RESOLVER = yaml.resolver.Resolver()
 _value_text: dict = {}
 _key_text: dict = {}
@@ -274,10 +276,11 @@ def _scalar(value: Any) -> str:
     text = _value_text.get(value)
     if text is None:
         if _PLAIN.match(value) and _PLAIN_RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == STR_TAG:
-            return value  # PyYAML writes these plain: no indicator, no space, no break, resolves to a string
-        text = dump_reference({"k": value}).decode()[3:-1]
-        if _BREAKS.search(text):
-            raise _Fallback  # a line break (YAML counts five): its text depends on the indentation
+            text = value  # PyYAML writes these plain: no indicator, no space, no break, resolves to a string
+        else:
+            text = dump_reference({"k": value}).decode()[3:-1]
+            if _BREAKS.search(text):
+                raise _Fallback  # a line break (YAML counts five): its text depends on the indentation
         if len(_value_text) < _MEMO_LIMIT:
             _value_text[value] = text
     return text
@@ -323,24 +326,28 @@ def _key(value: Any) -> str:
 def _mapping(d: dict, indent: int, first: str, out: list) -> None:
     pad = " " * indent
     lead = first
-    for k in sorted(d):
-        v = d[k]
-        line = lead + _key(k)
+    key_text, value_text = _key_text.get, _value_text.get  # the memos, looked up inline: this loop is hot
+    for k, v in sorted(d.items()):  # keys are unique, so the sort never compares values
+        line = lead + (key_text(k) or _key(k))
         lead = pad
-        if type(v) is dict:
+        kind = type(v)
+        if kind is str:
+            if "\n" in v:
+                out.append(line + ": " + _block(v, indent))
+            else:
+                out.append(line + ": " + (value_text(v) or _scalar(v)) + "\n")
+        elif kind is dict:
             if v:
                 out.append(line + ":\n")
                 _mapping(v, indent + 2, " " * (indent + 2), out)
             else:
                 out.append(line + ": {}\n")
-        elif type(v) is list:
+        elif kind is list:
             if v:
                 out.append(line + ":\n")
                 _sequence(v, indent, pad, out)
             else:
                 out.append(line + ": []\n")
-        elif type(v) is str and "\n" in v:
-            out.append(line + ": " + _block(v, indent))
         else:
             out.append(line + ": " + _scalar(v) + "\n")
 

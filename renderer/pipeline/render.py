@@ -1,9 +1,10 @@
 """Stage 4: from a ``BundlePlan`` to a ``Bundle`` of Kubernetes objects and the bytes of its files.
 
 load -> plan -> verify -> **render** -> validate -> write.  One Jinja2 template per kind in
-``templates/``; every value reaches the text through ``quoting.quote`` (Jinja's ``finalize``),
-and the text is parsed back and checked (one object, the expected kind and name) before it
-becomes part of a bundle: the output is built from objects, never trusted as text.
+``templates/``; every value goes through ``quoting.plain`` (Jinja's ``finalize``) and reaches the
+objects as data, through a slot in the template's parsed text (``skeletons``); the objects are
+checked (the expected kind and a name) before they become part of a bundle: the output is built
+from objects, never trusted as text.
 Pure: no file is written and no git is touched here.
 """
 
@@ -23,8 +24,8 @@ from renderer.pipeline.context import (  # noqa: F401  (TemplateError, the const
     KYVERNO_TLOG, MANAGED_BY, TOKEN_DIR, TemplateError, _argocd_labels, _identity, _uses_kafka, bundle_context)
 from renderer.pipeline.plan import BundlePlan, EnvironmentPlan
 from renderer.pipeline.provenance import bundle_json, files_digest, same_inputs  # noqa: F401  (re-exported)
-from renderer.core.quoting import quote
 from renderer.core.yamlio import dump, parse_rendered
+from renderer.pipeline.skeletons import SLOT, VALUES, Skeletons, SkeletonError, slot
 
 
 # template -> kinds it may produce (a template may emit several documents of its kind)
@@ -131,7 +132,7 @@ class Renderer:
         env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(templates_dir)),
             undefined=jinja2.StrictUndefined,
-            finalize=quote,
+            finalize=slot,
             autoescape=False,
             trim_blocks=True,
             lstrip_blocks=True,
@@ -141,16 +142,23 @@ class Renderer:
         if missing:
             raise TemplateError(f"templates missing from {templates_dir}: {', '.join(missing)}")
         self._templates = {name: env.get_template(name) for name in TEMPLATE_KINDS}
+        for name in TEMPLATE_KINDS:
+            if SLOT in env.loader.get_source(env, name)[0]:
+                raise TemplateError(f"templates/{name}: holds {SLOT!r}, the renderer's own slot token")
+        self._skeletons = Skeletons()
 
     def _objects(self, template: str, **context) -> list[dict]:
+        values: list = []
         try:
-            text = self._templates[template].render(**context)
+            text = self._templates[template].render(**context, **{VALUES: values})
         except jinja2.UndefinedError as exc:
             raise TemplateError(f"templates/{template}: {exc.message}") from None
-        except (jinja2.TemplateError, TypeError, ValueError) as exc:  # quoting refuses what it cannot quote
+        except (jinja2.TemplateError, TypeError, ValueError) as exc:  # quoting.plain refuses what is not plain data
             raise TemplateError(f"templates/{template}: {exc}") from None
         try:
-            docs = parse_rendered(text)
+            docs = self._skeletons.objects(text, values)
+        except SkeletonError as exc:
+            raise TemplateError(f"templates/{template}: {exc}") from None
         except (yaml.YAMLError, ValueError) as exc:
             raise TemplateError(f"templates/{template} produced invalid YAML: {exc}") from None
         kind = TEMPLATE_KINDS[template]

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from renderer.core.yamlio import dump, dump_reference, parse_rendered, parse_rendered_reference
 
@@ -15,11 +17,12 @@ TRICKY = ["", "yes", "no", "on", "null", "~", "1", "1.0", "0x1f", "1e3", "-", "-
           "tenant.4f1c.quiz.", "é", "tab\tx", "quote'\"", "{a}", "[b]", "*x", "&y", "!t", "%p", "@a", "`b", "|", ">",
           "trailing ", " leading", "multi\nline\n", "multi\nline", "-----BEGIN KEY-----\nAB==\n-----END KEY-----\n",
           "\U0001F600", "\u2028", "a\u2029b", "c\x85d", "e\rf", "2026-11-26", "12:30", "=", "<<", "x" * 300, "?", ":", ",", "a,b", "0o17", ".inf", "1_000", "0b101", "1:30", "true", "True", "Off", "NULL", "=", ".5", "-1", "1e-3", "0.0.0.0/0",
+          "a:", "a:b", "plugin:x:y", "a,b:c", "1:2:3", "x::", "k=v,a=b", "12:30:45", "a:,",
           "a\n\nb\n", "kept\n\n", " lead\nx\n", "x\n  indented\n  more\n", "trailing \nx", "x\n\n\ny", "\nleading-break",
           "tab\n\tx\n", "é\nü\n", "a\u2028b\nc", "#x\n- y\n", "x\r\ny"]
 
 
-PLAIN_LOOKING = "aZ09_./=-:+ #"
+PLAIN_LOOKING = "aZ09_./=-:,+ #"
 
 
 def _random_value(rng: random.Random, depth: int):
@@ -63,3 +66,10 @@ def test_the_fast_parser_matches_pyyaml_on_template_style_text():
 def test_the_fast_parser_refuses_duplicate_keys_in_template_output():
     with pytest.raises(ValueError, match="duplicate"):
         parse_rendered("a: 1\na: 2\n")
+
+
+@settings(max_examples=500, derandomize=True, database=None, deadline=None)
+@given(value=st.text(alphabet="aZ09_./=-:,+ #\n", min_size=1, max_size=8))
+def test_the_fast_writer_quotes_a_plain_looking_string_as_pyyaml_does(value):
+    obj = {"k": value, "l": [value]}
+    assert dump(obj) == dump_reference(obj)
