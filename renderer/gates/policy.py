@@ -83,6 +83,14 @@ def _to_json(value) -> str:
         return json.dumps(_finite(value), ensure_ascii=False, default=str, separators=(",", ":"))
 
 
+def _set_plain(engine, value) -> bool:
+    try:
+        engine.set_input(value)
+        return True
+    except (RuntimeError, TypeError, OverflowError, ValueError):
+        return False
+
+
 def _finite(value):
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
@@ -129,12 +137,16 @@ class PolicyEngine:
     def __reduce__(self):
         return (PolicyEngine, (self.policies_dir,))
 
-    def evaluate(self, value) -> tuple[list[str], list[str]]:
+    def evaluate(self, value, plain: bool = False) -> tuple[list[str], list[str]]:
         """The policies' own ``deny`` and ``warn`` messages on one input (conftest's shape: the
-        combined array, or one object), sorted."""
+        combined array, or one object), sorted. ``plain``: the caller knows ``value`` is plain
+        JSON data with string keys (render's own objects): it is handed over as it is, without a
+        JSON text in between; a value regorus cannot take so (a number beyond 64 bits) still
+        goes as JSON text, as everything else does."""
         engine = self._engine
         try:
-            engine.set_input_json(_to_json(value))
+            if not plain or not _set_plain(engine, value):
+                engine.set_input_json(_to_json(value))
             deny = engine.eval_rule(DENY)
             warn = engine.eval_rule(WARN)
         except RuntimeError as exc:
@@ -142,11 +154,12 @@ class PolicyEngine:
         return _messages(deny), _messages(warn)
 
     def check_bundle(self, bundle_path: str, objects: Sequence[tuple[str, Mapping]],
-                     bundle_json: Mapping | None) -> tuple[list[str], list[str]]:
+                     bundle_json: Mapping | None, plain: bool = False) -> tuple[list[str], list[str]]:
         """Every deny and warn of the policies on one bundle, as sorted lines
         ``<bundle_path>/<file>: <Kind>/<name>: <rule>: <message>``. ``objects`` are the bundle's
-        ``(file name, object)`` pairs; ``bundle_json`` its bundle.json, if known."""
-        deny, warn = self.evaluate(bundle_input(bundle_path, objects, bundle_json))
+        ``(file name, object)`` pairs; ``bundle_json`` its bundle.json, if known. ``plain``: the
+        objects were rendered in this process (see ``evaluate``), not read from files."""
+        deny, warn = self.evaluate(bundle_input(bundle_path, objects, bundle_json), plain=plain)
         return _lines(deny, bundle_path, combined=True), _lines(warn, bundle_path, combined=True)
 
     def check_object(self, path: str, obj: Mapping) -> tuple[list[str], list[str]]:

@@ -143,11 +143,11 @@ def _render_range(task: tuple[tuple[int, int], Mapping]) -> list[RenderedBundle]
                 "install is unchanged since (change the install to render it again)"
         gates.warnings.clear()
         violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed,
-                                              policies=_worker["policy_gate"])
+                                              policies=_worker["policy_gate"], rendered=kept is None and not was_held)
         if kept is not None and violations:  # schemas changed since: render it afresh
             bundle, kept = renderer.render_bundle(p), None
             gates.warnings.clear()
-            violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed)
+            violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed, rendered=True)
         if kept is None and found and drift is None and tuple(sorted(found)) != bundle.files:
             drift = f"drift: {p.path} is not what render writes for its inputs (changed outside render); rendered afresh"
         app = renderer.render_application(p)

@@ -73,14 +73,16 @@ class BundleGates:
         return out
 
     def check(self, bundle, kubernetes_version: str, passed: frozenset = frozenset(),
-              policies: bool = True) -> tuple[list[str], str]:
-        """Schema and policy gates for one rendered bundle. ``passed`` holds the verdict keys of
-        bundles whose exact bytes passed the policies before (``policy_key``): those are not
-        evaluated again. Returns the violations and this bundle's verdict key."""
+              policies: bool = True, rendered: bool = False) -> tuple[list[str], str]:
+        """Schema and policy gates for one bundle. ``passed`` holds the verdict keys of bundles
+        whose exact bytes passed the policies before (``policy_key``): those are not evaluated
+        again. ``rendered``: its objects come from this process's render (plain data), not from
+        files. Returns the violations and this bundle's verdict key."""
         out = self.check_objects(bundle.path, bundle.objects, kubernetes_version)
         key = policy_key(self.policy_digest, bundle.files)
         if policies and key not in passed:
-            out += self.check_policies(bundle.path, bundle.objects, json.loads(dict(bundle.files)["bundle.json"]))
+            out += self.check_policies(bundle.path, bundle.objects, json.loads(dict(bundle.files)["bundle.json"]),
+                                       plain=rendered)
         return out, key
 
     def digest(self, kubernetes_version: str, kinds: Sequence[tuple[str, str]], policies: bool = True) -> str:
@@ -95,12 +97,13 @@ class BundleGates:
             self._policy_digest = fingerprint_files(*policy_files(self.policies_dir))
         return self._policy_digest
 
-    def check_policies(self, where: str, objects: Sequence[tuple[str, dict]], bundle_json: Optional[dict]) -> list[str]:
+    def check_policies(self, where: str, objects: Sequence[tuple[str, dict]], bundle_json: Optional[dict],
+                       plain: bool = False) -> list[str]:
         """The Rego policy gate (``policy.PolicyEngine``, conftest-equivalent); warnings are kept
         in ``self.warnings``."""
         if self._policy is None:
             self._policy = PolicyEngine(self.policies_dir)
-        deny, warn = self._policy.check_bundle(where, objects, bundle_json)
+        deny, warn = self._policy.check_bundle(where, objects, bundle_json, plain=plain)
         self.warnings.extend(warn)
         return deny
 

@@ -212,6 +212,31 @@ def test_one_broken_object_is_caught_with_the_requested_prefix_annotations_too(e
     assert rules(full.check(engine)[0]) == WITH_PREFIXES.get(case, expected)
 
 
+@pytest.mark.parametrize("edit, expected", BROKEN)
+def test_render_s_own_objects_handed_over_without_json_text_get_the_same_verdicts(engine, full, edit, expected):
+    """``check_bundle(plain=True)`` (a bundle rendered in this process) gives what the JSON text
+    path gives, on every broken bundle of the table and on the whole one."""
+    objects = lambda: sorted(full.objects.items())  # noqa: E731
+    assert engine.check_bundle(full.path, objects(), full.info, plain=True) == full.check(engine) == ([], [])
+    edit(full)
+    through_json = full.check(engine)
+    assert through_json[0]
+    assert engine.check_bundle(full.path, objects(), full.info, plain=True) == through_json
+
+
+@pytest.mark.parametrize("value", [
+    pytest.param(float("nan"), id="nan"),
+    pytest.param(10 ** 30, id="beyond-64-bits"),
+    pytest.param(__import__("datetime").date(2026, 1, 2), id="date"),
+])
+def test_a_value_regorus_cannot_take_as_it_is_goes_as_json_text(engine, full, value):
+    full.one("ConfigMap")["metadata"].setdefault("annotations", {})["example.org/odd"] = value
+    full.container()["securityContext"]["runAsUser"] = 0
+    plain = engine.check_bundle(full.path, sorted(full.objects.items()), full.info, plain=True)
+    assert plain == full.check(engine)
+    assert rules(plain[0]) == {"run-as-non-root", "high-uid"}
+
+
 @pytest.mark.parametrize("edit, expected", [p for p in BROKEN if p.id not in BUNDLE_CASES])
 def test_conftest_without_combine_finds_the_same_per_object_violations(engine, full, edit, expected):
     before = copy.deepcopy(full.objects)
