@@ -22,7 +22,7 @@ from renderer.core.yamlio import parse_rendered
 
 SLOT = "__render_slot_"
 VALUES = "_render_slot_values"  # the render context's list of this render's values
-_TOKEN = re.compile(r"__render_slot_(0|[1-9][0-9]{0,5})__\Z")
+_TOKEN = re.compile(r"__render_slot_(0|[1-9][0-9]*)__\Z")
 MAX_SKELETONS = 4096  # distinct shapes remembered per process; past it, parsed every time (still correct)
 
 
