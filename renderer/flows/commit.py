@@ -17,7 +17,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from renderer.core import layout
 from renderer.core.errors import InputError, Problem, RefusingToProceed
@@ -74,14 +74,15 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
     only = request.build.only
     with tempfile.TemporaryDirectory(prefix="render-commit-") as tmp:
         out = Path(tmp) / "out"
-        claims, notes = snap.held() if snap else ([], [])
+        held = _HeldAtHead(snap)  # read when the pipeline first asks: after load and plan
         keep = request.keep and snap is not None
         result = build(dataclasses.replace(
             request.build, out=out, only=None, reuse=_reuse(snap) if keep else None,
-            deployed=_deployed(snap) if snap else None, held={c.bundle: _held(c) for c in claims},
+            deployed=_deployed(snap) if snap else None, held=held,
             content_ids=(lambda plans: snap.bundle_ids(p.path for p in plans)) if keep else None,
             content_id=snap.blob_id if keep else None))
         files = _read_output(out)
+    claims, notes = held.claims()
     kept = {f"{path}/{name}": oid for path, ids in result.unchanged.items() for name, oid in ids}
     for path, data in result.unchanged_apps.items():  # the head's copy when it is the same bytes
         oid = snap.holds(path, data)
@@ -104,6 +105,36 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
 
 def _held(claim: HeldClaim) -> Held:
     return Held(claim.files, claim.install, claim.from_version, claim.written_at, claim.reason)
+
+
+class _HeldAtHead(Mapping):
+    """``BuildRequest.held`` of a snapshot: bundle path -> ``Held``, read from the head's history
+    (``Snapshot.held``) on first use, so that git lists the head's tree while the pipeline loads
+    and plans the inputs."""
+
+    def __init__(self, snap: Optional[Snapshot]):
+        self._snap = snap
+        self._read: Optional[tuple[list[HeldClaim], list[str]]] = None
+        self._by_path: dict[str, Held] = {}
+
+    def claims(self) -> tuple[list[HeldClaim], list[str]]:
+        """The hold claims that held up, and notes on those that did not."""
+        if self._read is None:
+            self._read = self._snap.held() if self._snap is not None else ([], [])
+            self._by_path = {c.bundle: _held(c) for c in self._read[0]}
+        return self._read
+
+    def __getitem__(self, path: str) -> Held:
+        self.claims()
+        return self._by_path[path]
+
+    def __iter__(self):
+        self.claims()
+        return iter(self._by_path)
+
+    def __len__(self) -> int:
+        self.claims()
+        return len(self._by_path)
 
 
 def hold_file(claim: HeldClaim) -> bytes:

@@ -17,8 +17,9 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import git  # GitPython: the only import of git in the project
 
@@ -146,6 +147,29 @@ class Git:
                        commit)[1].decode()
         n = 6 + len(self.zero)
         return {entry[n:]: (entry[:6], entry[6:n]) for entry in out.split("\0") if entry}
+
+    def tree_later(self, commit: Optional[str]) -> Callable[[], Tree]:
+        """``tree(commit)``, listed by a background thread: git lists 250,000 entries in about a
+        second while the caller reads its inputs. The function returned waits for the listing (and
+        raises what it raised)."""
+        done: dict = {}
+
+        def work() -> None:
+            try:
+                done["tree"] = self.tree(commit)
+            except BaseException as exc:  # handed to the caller that waits
+                done["error"] = exc
+
+        worker = threading.Thread(target=work, name="git-ls-tree", daemon=True)
+        worker.start()
+
+        def wait() -> Tree:
+            worker.join()
+            if "error" in done:
+                raise done["error"]
+            return done["tree"]
+
+        return wait
 
     def read_blobs(self, oids) -> dict[str, bytes]:
         oids = sorted(set(oids))

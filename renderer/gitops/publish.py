@@ -108,9 +108,13 @@ class Snapshot:
 
     branch: str
     base: Optional[str]
-    tree: Tree
+    _listing: Callable[[], Tree]  # the head's tree (``Git.tree_later``: waits for the listing)
     _read: Callable[[Iterable[str]], dict]
     _git: Optional[Git] = None
+
+    @cached_property
+    def tree(self) -> Tree:
+        return self._listing()
 
     def held(self) -> tuple[list[HeldClaim], list[str]]:
         """Bundles the head holds at an earlier render-written state (rollbacks, reverts), as proved
@@ -174,9 +178,9 @@ class Repo:
     def snapshot(self) -> Snapshot:
         ws = self.ws
         base = ws.head(ws.branch)
-        tree = ws.g.tree(base)
-        self.checked.check(ws.g, base, tree, ws.display)
-        return Snapshot(ws.branch, base, tree, ws.g.read_blobs, ws.g)
+        listing = ws.g.tree_later(base)  # listed while the caller loads and plans its inputs
+        self.checked.check(ws.g, base, listing, ws.display)
+        return Snapshot(ws.branch, base, listing, ws.g.read_blobs, ws.g)
 
     def diff(self, request: CommitRequest) -> diffmod.Report:
         """What ``commit`` would change, never writing to the repository."""
