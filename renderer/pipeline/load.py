@@ -7,6 +7,7 @@ raising one ``InputError`` at the end, so a user fixes a whole run at once.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -137,9 +138,11 @@ class _Reader:
         self.problems.append(Problem(self.rel(node) if parts is not None else str(path), 0, "", OUTSIDE))
         return False
 
-    def read(self, path: Path, model: type[M]) -> Optional[Source[M]]:
+    def read(self, path: Path, model: type[M], listed: bool = False) -> Optional[Source[M]]:
+        """``listed``: ``path`` is a file that ``_entries`` found (not a link) in a folder that
+        ``inside`` checked, so no second check is needed: the open refuses a link put there since."""
         rel = self.rel(path)
-        if not self.inside(path):
+        if not listed and not self.inside(path):
             return None
         try:
             # O_NOFOLLOW: a file swapped for a link after the check above is still not followed
@@ -148,7 +151,10 @@ class _Reader:
                 self.problem(rel, 0, "", "not a regular file")
                 return None
         except OSError as exc:
-            self.problem(rel, 0, "", f"cannot read file: {exc.strerror}")
+            if exc.errno == errno.ELOOP:  # a link, put there since the folder was listed
+                self.problem(rel, 0, "", OUTSIDE)
+            else:
+                self.problem(rel, 0, "", f"cannot read file: {exc.strerror}")
             return None
         known = self._parsed.get((model, raw))
         if known is not None:
@@ -321,7 +327,7 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
         reader.problem("publishers", 0, "", "missing folder publishers/ (one <publisher>.yaml each)")
     else:
         for path in _yaml_files(reader, pub_dir):
-            src = reader.read(path, Publisher)
+            src = reader.read(path, Publisher, listed=True)
             if not src:
                 broken.add(path.stem)
             if src:
@@ -394,7 +400,7 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
             plugins_dir = tenant_dir / "plugins"
             if plugins_dir.is_dir():
                 for path in _yaml_files(reader, plugins_dir):
-                    inst = reader.read(path, PluginInstall)
+                    inst = reader.read(path, PluginInstall, listed=True)
                     if inst:
                         _name_matches(reader, inst, path.stem, "file name")
                         installs.append(inst)
