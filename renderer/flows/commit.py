@@ -29,6 +29,7 @@ from renderer.gitops import (
     Snapshot,
     open_repo,
 )
+from renderer.gitops.git import BLOB
 from renderer.gitops.history import HeldClaim
 from renderer.gitops.report import Report
 from renderer.flows.shards import rendered_from_shards
@@ -83,11 +84,11 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
             content_id=snap.blob_id if keep else None))
         files = _read_output(out)
     claims, notes = held.claims()
-    kept = {f"{path}/{name}": oid for path, ids in result.unchanged.items() for name, oid in ids}
+    kept = {path: {f"{path}/{name}": (BLOB, oid) for name, oid in ids} for path, ids in result.unchanged.items()}
     for path, data in result.unchanged_apps.items():  # the head's copy when it is the same bytes
         oid = snap.holds(path, data)
         if oid is not None:
-            kept[path] = oid
+            kept[path] = {path: (BLOB, oid)}
         else:
             files[path] = data
     by_path = {c.bundle: c for c in claims}
@@ -97,7 +98,8 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
     installs = {p.path: f"sha256:{p.install_sha256}" for p in plans if p.install_sha256}
     if only is not None:
         files = _only(files, only, result)
-        kept = _only(kept, only, result, required=False)
+        owns = _owned_by(only, result)
+        kept = {unit: slice_ for unit, slice_ in kept.items() if any(owns(path) for path in slice_)}
     return Rendered(files=files, envs=tuple(e.name for e in result.environments), all_envs=request.build.env is None,
                     only=only, installs=installs, source_commit=request.source_commit,
                     notes=tuple(notes + result.notes), kept=kept)
@@ -197,16 +199,22 @@ def _read_output(root: Path) -> dict[str, bytes]:
 def _only(files: dict, only: str, result: BuildResult, required: bool = True) -> dict:
     """The files an ``--only TENANT/PLUGIN`` run owns: that bundle, its Application and its
     environment's AppProject, in every environment that has the install."""
-    keep: dict[str, bytes] = {}
-    for env in result.environments:
-        for p in env.bundles:
-            if p.key != only:
-                continue
-            argocd = layout.argocd_dir(env.name)
-            owned = {f"{argocd}/{layout.application_file(p.names.app)}"}
-            for path, data in files.items():
-                if path.startswith(p.path + "/") or path in owned or path.startswith(f"{argocd}/appproject-"):
-                    keep[path] = data
+    owns = _owned_by(only, result)
+    keep = {path: data for path, data in files.items() if owns(path)}
     if not keep and required:
         raise InputError([Problem(only, 0, "--only", "no install matches TENANT/PLUGIN in the selected environments")])
     return keep
+
+
+def _owned_by(only: str, result: BuildResult):
+    """Whether a repository path is one an ``--only TENANT/PLUGIN`` run owns (``_only``)."""
+    folders, owned, projects = [], set(), []
+    for env in result.environments:
+        for p in env.bundles:
+            if p.key == only:
+                argocd = layout.argocd_dir(env.name)
+                folders.append(p.path + "/")
+                owned.add(f"{argocd}/{layout.application_file(p.names.app)}")
+                projects.append(f"{argocd}/appproject-")
+    prefixes = tuple(folders + projects)
+    return lambda path: path in owned or bool(prefixes) and path.startswith(prefixes)

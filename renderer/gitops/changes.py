@@ -181,7 +181,8 @@ def plan_commit(start_tree: Tree, rendered: Rendered, g: Git) -> Change:
         oid = g.blob_id(data)
         blobs[oid] = data
         rendered_units.setdefault(unit_of(path), {})[path] = (BLOB, oid)
-    _group(((path, (BLOB, oid)) for path, oid in rendered.kept.items()), rendered_units)  # as the head holds them
+    for unit, files in rendered.kept.items():  # as the head holds them: no bytes needed
+        rendered_units.setdefault(unit, {}).update(files)
     start_units = _by_unit(start_tree)
 
     def in_scope(unit: str) -> bool:

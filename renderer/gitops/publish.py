@@ -211,7 +211,8 @@ class Repo:
                 self.checked.check(ws.g, head, tree, ws.display)
                 change = rebase(change, tree)
             outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes,
-                              kept=sum(1 for path in request.rendered.kept if path.endswith("/" + layout.BUNDLE_JSON)))
+                              kept=sum(1 for unit, files in request.rendered.kept.items()
+                                       if f"{unit}/{layout.BUNDLE_JSON}" in files))
 
             def message(report: diffmod.Report) -> str:
                 return commit_message(report, request.rendered, outcome.notes)

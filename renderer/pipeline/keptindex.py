@@ -104,6 +104,10 @@ class KeptIndex:
         self._keys[gates_digest, path] = (ids, key)
         return key
 
+    def key(self, gates_digest: str, path: str, ids: Ids) -> str:
+        """``entry_key`` of these files at ``path`` (computed once a run)."""
+        return self._key(gates_digest, path, ids)
+
     @property
     def database(self) -> Optional[Path]:
         return None if self.root is None else self.root / DATABASE
