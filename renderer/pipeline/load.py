@@ -18,6 +18,7 @@ from typing import Generic, Optional, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from renderer.core.errors import InputError, Problem
+from renderer.pipeline.modelerrors import message as _message, real_path as _real_path
 from renderer.pipeline.models import DNS_LABEL_RE, Platform, Plugin, PluginInstall, Publisher, Tenant
 from renderer.core.yamlio import MAX_INPUT_BYTES, Document, YamlProblem, field_name, load_document
 
@@ -191,49 +192,21 @@ def _read_regular(path: Path, limit: int) -> Optional[bytes]:
     calls: a buffered ``read(limit)`` would allocate ``limit`` bytes for every small file."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return None
-        chunks, size = [], 0
+        first = min(limit, info.st_size + 1)  # a short read is the end: one read for a file that kept its size
+        chunks, size, asked = [], 0, first
         while size < limit:
-            chunk = os.read(fd, min(limit - size, 1 << 16))
-            if not chunk:
-                break
+            chunk = os.read(fd, asked)
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < asked:
+                break
+            asked = min(limit - size, 1 << 16)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
-
-
-def _real_path(data, loc: tuple) -> tuple:
-    """Trim a pydantic error location to the part that exists in (or is missing from) the data."""
-    out: list = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and not part.startswith(("str", "int", "[")):
-            out.append(part)  # a missing or unknown key: name it, it has no line of its own
-            break
-        else:
-            continue
-    return tuple(out)
-
-
-def _message(err: dict) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return "unknown field (not part of the schema; check the spelling)"
-    if kind == "missing":
-        return "required field is missing"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return msg
 
 
 def _files_sha256(reader: _Reader, folder: Path) -> Optional[str]:
