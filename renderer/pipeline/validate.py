@@ -309,10 +309,9 @@ class EnvironmentAudit:
         for fact in self.facts:
             for claim in fact["claims"]:
                 owners[tuple(claim)].append(fact["bundle"])
-        for (what, value), bundles in sorted(owners.items()):
-            if len(bundles) > 1:
-                out.append(f"{bundles[0]}: {what} {value}: isolation-shared-owner: "
-                           f"also claimed by {', '.join(bundles[1:])}")
+        for what, value in sorted(claim for claim, bundles in owners.items() if len(bundles) > 1):  # the shared ones
+            bundles = owners[what, value]
+            out.append(f"{bundles[0]}: {what} {value}: isolation-shared-owner: also claimed by {', '.join(bundles[1:])}")
         ns_owner = {ns: f["bundle"] for f in self.facts for kind, ns in f["claims"] if kind == "namespace"}
         tenant_bundle: dict[str, str] = {}
         for f in self.facts:
