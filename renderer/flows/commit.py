@@ -17,7 +17,7 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional
 
 from renderer.core import layout
 from renderer.core.errors import InputError, Problem, RefusingToProceed
@@ -29,6 +29,7 @@ from renderer.gitops import (
     Snapshot,
     open_repo,
 )
+from renderer.gitops.git import BLOB
 from renderer.gitops.history import HeldClaim
 from renderer.gitops.report import Report
 from renderer.flows.shards import rendered_from_shards
@@ -74,19 +75,20 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
     only = request.build.only
     with tempfile.TemporaryDirectory(prefix="render-commit-") as tmp:
         out = Path(tmp) / "out"
-        claims, notes = snap.held() if snap else ([], [])
+        held = _HeldAtHead(snap)  # read when the pipeline first asks: after load and plan
         keep = request.keep and snap is not None
         result = build(dataclasses.replace(
             request.build, out=out, only=None, reuse=_reuse(snap) if keep else None,
-            deployed=_deployed(snap) if snap else None, held={c.bundle: _held(c) for c in claims},
+            deployed=_deployed(snap) if snap else None, held=held,
             content_ids=(lambda plans: snap.bundle_ids(p.path for p in plans)) if keep else None,
             content_id=snap.blob_id if keep else None))
         files = _read_output(out)
-    kept = {f"{path}/{name}": oid for path, ids in result.unchanged.items() for name, oid in ids}
+    claims, notes = held.claims()
+    kept = {path: {f"{path}/{name}": (BLOB, oid) for name, oid in ids} for path, ids in result.unchanged.items()}
     for path, data in result.unchanged_apps.items():  # the head's copy when it is the same bytes
         oid = snap.holds(path, data)
         if oid is not None:
-            kept[path] = oid
+            kept[path] = {path: (BLOB, oid)}
         else:
             files[path] = data
     by_path = {c.bundle: c for c in claims}
@@ -96,7 +98,8 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
     installs = {p.path: f"sha256:{p.install_sha256}" for p in plans if p.install_sha256}
     if only is not None:
         files = _only(files, only, result)
-        kept = _only(kept, only, result, required=False)
+        owns = _owned_by(only, result)
+        kept = {unit: slice_ for unit, slice_ in kept.items() if any(owns(path) for path in slice_)}
     return Rendered(files=files, envs=tuple(e.name for e in result.environments), all_envs=request.build.env is None,
                     only=only, installs=installs, source_commit=request.source_commit,
                     notes=tuple(notes + result.notes), kept=kept)
@@ -104,6 +107,36 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
 
 def _held(claim: HeldClaim) -> Held:
     return Held(claim.files, claim.install, claim.from_version, claim.written_at, claim.reason)
+
+
+class _HeldAtHead(Mapping):
+    """``BuildRequest.held`` of a snapshot: bundle path -> ``Held``, read from the head's history
+    (``Snapshot.held``) on first use, so that git lists the head's tree while the pipeline loads
+    and plans the inputs."""
+
+    def __init__(self, snap: Optional[Snapshot]):
+        self._snap = snap
+        self._read: Optional[tuple[list[HeldClaim], list[str]]] = None
+        self._by_path: dict[str, Held] = {}
+
+    def claims(self) -> tuple[list[HeldClaim], list[str]]:
+        """The hold claims that held up, and notes on those that did not."""
+        if self._read is None:
+            self._read = self._snap.held() if self._snap is not None else ([], [])
+            self._by_path = {c.bundle: _held(c) for c in self._read[0]}
+        return self._read
+
+    def __getitem__(self, path: str) -> Held:
+        self.claims()
+        return self._by_path[path]
+
+    def __iter__(self):
+        self.claims()
+        return iter(self._by_path)
+
+    def __len__(self) -> int:
+        self.claims()
+        return len(self._by_path)
 
 
 def hold_file(claim: HeldClaim) -> bytes:
@@ -166,16 +199,22 @@ def _read_output(root: Path) -> dict[str, bytes]:
 def _only(files: dict, only: str, result: BuildResult, required: bool = True) -> dict:
     """The files an ``--only TENANT/PLUGIN`` run owns: that bundle, its Application and its
     environment's AppProject, in every environment that has the install."""
-    keep: dict[str, bytes] = {}
-    for env in result.environments:
-        for p in env.bundles:
-            if p.key != only:
-                continue
-            argocd = layout.argocd_dir(env.name)
-            owned = {f"{argocd}/{layout.application_file(p.names.app)}"}
-            for path, data in files.items():
-                if path.startswith(p.path + "/") or path in owned or path.startswith(f"{argocd}/appproject-"):
-                    keep[path] = data
+    owns = _owned_by(only, result)
+    keep = {path: data for path, data in files.items() if owns(path)}
     if not keep and required:
         raise InputError([Problem(only, 0, "--only", "no install matches TENANT/PLUGIN in the selected environments")])
     return keep
+
+
+def _owned_by(only: str, result: BuildResult):
+    """Whether a repository path is one an ``--only TENANT/PLUGIN`` run owns (``_only``)."""
+    folders, owned, projects = [], set(), []
+    for env in result.environments:
+        for p in env.bundles:
+            if p.key == only:
+                argocd = layout.argocd_dir(env.name)
+                folders.append(p.path + "/")
+                owned.add(f"{argocd}/{layout.application_file(p.names.app)}")
+                projects.append(f"{argocd}/appproject-")
+    prefixes = tuple(folders + projects)
+    return lambda path: path in owned or bool(prefixes) and path.startswith(prefixes)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Union
 
 from renderer import __version__
 from renderer.gitops.changes import MANAGED_RULES, check_managed
@@ -52,10 +52,11 @@ class CheckedTrees:
         except OSError:
             pass
 
-    def check(self, g: Git, commit: Optional[str], tree: Tree, display: str) -> None:
-        """``check_managed`` of ``commit``'s ``tree``, unless this tree passed it before."""
+    def check(self, g: Git, commit: Optional[str], tree: Union[Tree, Callable[[], Tree]], display: str) -> None:
+        """``check_managed`` of ``commit``'s ``tree`` (or of what the function given returns: it is
+        called only when needed), unless this tree passed it before."""
         tree_id = g.object_id(f"{commit}^{{tree}}") if commit else None
         if self.knows(tree_id):
             return
-        check_managed(tree, g, display)
+        check_managed(tree() if callable(tree) else tree, g, display)
         self.add(tree_id)

@@ -17,8 +17,9 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 import git  # GitPython: the only import of git in the project
 
@@ -142,10 +143,40 @@ class Git:
             return {}
         # fixed widths, no separators to search for: "<6-digit mode><object id><path>" (250,000 entries
         # at 10,000 bundles; -r lists files, links and gitlinks, whose modes all have 6 digits)
-        out = self.run("ls-tree", "-r", "-z", "--full-tree", "--format=%(objectmode)%(objectname)%(path)",
-                       commit)[1].decode()
+        return self._parse_tree(self._list_tree(commit))
+
+    def _list_tree(self, commit: str) -> bytes:
+        return self.run("ls-tree", "-r", "-z", "--full-tree", "--format=%(objectmode)%(objectname)%(path)", commit)[1]
+
+    def _parse_tree(self, out: bytes) -> Tree:
         n = 6 + len(self.zero)
-        return {entry[n:]: (entry[:6], entry[6:n]) for entry in out.split("\0") if entry}
+        return {entry[n:]: (entry[:6], entry[6:n]) for entry in out.decode().split("\0") if entry}
+
+    def tree_later(self, commit: Optional[str]) -> Callable[[], Tree]:
+        """``tree(commit)``, listed by a background thread: git lists 250,000 entries in about a
+        second while the caller reads its inputs. The function returned waits for the listing (and
+        raises what it raised), and parses it on its first call."""
+        done: dict = {}
+
+        def work() -> None:
+            try:
+                done["listing"] = self._list_tree(commit) if commit else None
+            except BaseException as exc:  # handed to the caller that waits
+                done["error"] = exc
+
+        worker = threading.Thread(target=work, name="git-ls-tree", daemon=True)
+        worker.start()
+
+        def wait() -> Tree:
+            if "tree" not in done:
+                worker.join()
+                if "error" in done:
+                    raise done["error"]
+                # parsed here, not in the thread: the caller's own work is not interrupted for it
+                done["tree"] = {} if done["listing"] is None else self._parse_tree(done.pop("listing"))
+            return done["tree"]
+
+        return wait
 
     def read_blobs(self, oids) -> dict[str, bytes]:
         oids = sorted(set(oids))

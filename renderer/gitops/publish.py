@@ -108,9 +108,13 @@ class Snapshot:
 
     branch: str
     base: Optional[str]
-    tree: Tree
+    _listing: Callable[[], Tree]  # the head's tree (``Git.tree_later``: waits for the listing)
     _read: Callable[[Iterable[str]], dict]
     _git: Optional[Git] = None
+
+    @cached_property
+    def tree(self) -> Tree:
+        return self._listing()
 
     def held(self) -> tuple[list[HeldClaim], list[str]]:
         """Bundles the head holds at an earlier render-written state (rollbacks, reverts), as proved
@@ -174,9 +178,9 @@ class Repo:
     def snapshot(self) -> Snapshot:
         ws = self.ws
         base = ws.head(ws.branch)
-        tree = ws.g.tree(base)
-        self.checked.check(ws.g, base, tree, ws.display)
-        return Snapshot(ws.branch, base, tree, ws.g.read_blobs, ws.g)
+        listing = ws.g.tree_later(base)  # listed while the caller loads and plans its inputs
+        self.checked.check(ws.g, base, listing, ws.display)
+        return Snapshot(ws.branch, base, listing, ws.g.read_blobs, ws.g)
 
     def diff(self, request: CommitRequest) -> diffmod.Report:
         """What ``commit`` would change, never writing to the repository."""
@@ -199,20 +203,25 @@ class Repo:
             start_tree = request.base_tree(ws.g)
             change = plan_commit(start_tree, request.rendered, ws.g)
             head = ws.head(ws.branch)
+            clean: Callable[[], None] = _nothing
             if head != start or not change.empty() or ws.behind(ws.branch, head):
-                ws.require_clean()  # the working tree is about to change (a run that changes nothing leaves it)
+                # the working tree is about to change (a run that changes nothing leaves it): checked
+                # while the commit is built, and awaited before it is published
+                clean = ws.clean_later()
             tree = start_tree
             if head != start:
                 tree = ws.g.tree(head)
                 self.checked.check(ws.g, head, tree, ws.display)
                 change = rebase(change, tree)
             outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes,
-                              kept=sum(1 for path in request.rendered.kept if path.endswith("/" + layout.BUNDLE_JSON)))
+                              kept=sum(1 for unit, files in request.rendered.kept.items()
+                                       if f"{unit}/{layout.BUNDLE_JSON}" in files))
 
             def message(report: diffmod.Report) -> str:
                 return commit_message(report, request.rendered, outcome.notes)
 
-            return _publish_change(ws, head, tree, change, outcome, message, opts, "render commit", self.checked)
+            return _publish_change(ws, head, tree, change, outcome, message, opts, "render commit", self.checked,
+                                   clean)
 
 
 @contextmanager
@@ -233,18 +242,25 @@ def commit(rendered: Rendered, options: CommitOptions) -> Outcome:
         return repo.commit(CommitRequest(rendered, repo.snapshot().base, options))
 
 
+def _nothing() -> None:
+    pass
+
+
 def _count_bundles(tree: Tree) -> int:
     return sum(1 for p in tree if p.endswith("/bundle.json") and layout.parse_bundle(unit_of(p)))
 
 
 def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Change, outcome: Outcome,
                     message: Callable[[diffmod.Report], str], opts: CommitOptions, what: str,
-                    checked: CheckedTrees) -> Outcome:
+                    checked: CheckedTrees, clean: Callable[[], None] = _nothing) -> Outcome:
+    """``clean``: waits for the working-tree check (``Workspace.clean_later``); it raises before
+    anything is published or the working tree is moved."""
     target = (Published.REMOTE if ws.remote else Published.LOCAL) if ws.local else \
         (Published.REMOTE if opts.push else Published.NONE)
     for attempt in range(1, opts.attempts + 1):
         outcome.attempts = attempt
         if change.empty():
+            clean()
             ws.sync_local(ws.branch, base)
             outcome.base = base
             outcome.published = Published.NONE
@@ -252,6 +268,7 @@ def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Chan
         new_tree, edits = apply(tree, change)
         problems = check_mass_delete(tree, new_tree, opts.max_delete_share, opts.allow_mass_delete)
         if problems:
+            clean()  # a dirty working tree is reported first, as it always was
             raise RefusingToProceed("; ".join(problems) + "; refusing to commit: pass --allow-mass-delete if "
                                     "this is intended (nothing was written)")
         report = diffmod.compare(file_changes(ws.g, tree, edits, change.blobs, contents=False), branch=ws.branch,
@@ -260,6 +277,7 @@ def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Chan
         tree_id = ws.g.make_tree(base, edits, ws.tmp)
         new = ws.g.commit_tree(tree_id, base, message(report))
         outcome.report, outcome.base = report, base
+        clean()
         if target is Published.NONE:  # a URL without --push: built and checked, never published
             outcome.commit = new
             return outcome

@@ -15,10 +15,11 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 from renderer.core.errors import OutsideSystemError, RefusingToProceed, UsageError
 from renderer.gitops.git import Git, GitFailed, is_url
@@ -259,6 +260,31 @@ class Workspace:
             note = f"finished updating the working tree to {new[:12]} (a previous run was interrupted)"
         path.unlink()
         return note
+
+    def clean_later(self) -> Callable[[], None]:
+        """``require_clean``, run by a background thread from now (the status of 250,000 files takes
+        a second or two while the caller builds the commit's objects, which publish nothing); the
+        function returned waits for it and raises what it raised. Call it before anything is
+        published or the working tree is touched."""
+        if self.worktree is None:
+            return lambda: None
+        done: dict = {}
+
+        def work() -> None:
+            try:
+                self.require_clean()
+            except BaseException as exc:  # handed to the caller that waits
+                done["error"] = exc
+
+        worker = threading.Thread(target=work, name="git-status", daemon=True)
+        worker.start()
+
+        def wait() -> None:
+            worker.join()
+            if "error" in done:
+                raise done["error"]
+
+        return wait
 
     def require_clean(self) -> None:
         if self.worktree is None:

@@ -24,6 +24,7 @@ from renderer.pipeline.load import load
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
 from renderer.pipeline.keptindex import Entry, KeptIndex, Target, ids_of
+from renderer.pipeline.keptenv import KeptEnvironments, key_of, with_applications, environment_wide
 from renderer.pipeline.earlier import HELD_AS, held_bundle, kept_bundle, render_windows
 from renderer.pipeline.provenance import signature_record
 from renderer.pipeline.plan import EnvironmentPlan, fingerprint_files, plan
@@ -107,6 +108,8 @@ class BuildResult:
     unchanged: dict = field(default_factory=dict)
     # ... nor are their Applications (output path -> bytes): the caller compares them with the target
     unchanged_apps: dict = field(default_factory=dict)
+    # environments whose environment-wide files came from a record (``keptenv``), not computed again
+    kept_environments: list = field(default_factory=list)
 
 
 _worker: dict = {}
@@ -272,6 +275,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     done = 0
     everything: list[RenderedBundle] = []  # a shard's facts file lists them
     fresh: list[RenderedBundle] = []  # for the kept index, once the run passed
+    ids: dict[str, tuple] = {}  # bundle path -> content ids (empty: held, failed, not known)
 
     def take(rendered: list[RenderedBundle], unchanged: bool = False) -> None:
         nonlocal done
@@ -298,6 +302,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
                 everything.append(rb)
             if rb.ids and not rb.violations and not rb.held and not unchanged:  # held files are not their plan's
                 fresh.append(rb)
+            ids[rb.path] = rb.ids if not rb.violations and not rb.held else ()
         done += len(rendered)
         if request.progress:
             request.progress(done, total)
@@ -333,7 +338,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     timings["render+validate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    renderer = _worker.get("renderer") or Renderer(TEMPLATES)  # the in-process worker's, when it ran here
+    kept_envs = KeptEnvironments(request.cache_dir if target.digests and request.only is None else None)
+    records: dict[str, dict] = {}  # key -> environment-wide files, recorded once the run passed
     for env in envs:
         if request.shard is not None:  # the join renders the environment-wide files over every shard
             if staging is not None and apps_by_env[env.name]:
@@ -342,9 +348,19 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
             continue
         # With --only, the other bundles are not rendered this run: plan() has already checked
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
-        found, folders = environment_files(renderer, gates, env, facts_by_env[env.name], apps_by_env[env.name],
-                                           rendered=selected if request.only is not None else None)
-        violations.extend(found)
+        apps = apps_by_env[env.name]
+        key = key_of(target, env, ids) if kept_envs.root is not None else None
+        folders = kept_envs.get(key, env.name) if key else None
+        if folders is not None:  # the same bundles' files and plans passed the audit before
+            folders = with_applications(folders, env.name, apps)
+            result.kept_environments.append(env.name)
+        else:
+            renderer = _worker.get("renderer") or Renderer(TEMPLATES)  # the in-process worker's, when it ran here
+            found, folders = environment_files(renderer, gates, env, facts_by_env[env.name], apps,
+                                               rendered=selected if request.only is not None else None)
+            violations.extend(found)
+            if key:
+                records[key] = environment_wide(folders, apps)
         if staging is not None:
             for folder, files in folders.items():
                 staging.write_folder(folder, files)
@@ -355,6 +371,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     if violations:
         raise ValidationFailed(sorted(violations))
     verdicts.save_passed(request.cache_dir, policy_digest, known, passed_now)
+    for key, folders in records.items():
+        kept_envs.put(key, folders)
     by_path = {p.path: p for p in plans}
     for env in envs if fresh and target.index.root is not None else ():
         target.index.put(target.digests[env.name], ((by_path[rb.path], rb.ids, _entry(rb, by_path[rb.path]))

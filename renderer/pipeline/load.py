@@ -7,6 +7,7 @@ raising one ``InputError`` at the end, so a user fixes a whole run at once.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -17,6 +18,7 @@ from typing import Generic, Optional, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from renderer.core.errors import InputError, Problem
+from renderer.pipeline.modelerrors import message as _message, real_path as _real_path
 from renderer.pipeline.models import DNS_LABEL_RE, Platform, Plugin, PluginInstall, Publisher, Tenant
 from renderer.core.yamlio import MAX_INPUT_BYTES, Document, YamlProblem, field_name, load_document
 
@@ -137,9 +139,11 @@ class _Reader:
         self.problems.append(Problem(self.rel(node) if parts is not None else str(path), 0, "", OUTSIDE))
         return False
 
-    def read(self, path: Path, model: type[M]) -> Optional[Source[M]]:
+    def read(self, path: Path, model: type[M], listed: bool = False) -> Optional[Source[M]]:
+        """``listed``: ``path`` is a file that ``_entries`` found (not a link) in a folder that
+        ``inside`` checked, so no second check is needed: the open refuses a link put there since."""
         rel = self.rel(path)
-        if not self.inside(path):
+        if not listed and not self.inside(path):
             return None
         try:
             # O_NOFOLLOW: a file swapped for a link after the check above is still not followed
@@ -148,7 +152,10 @@ class _Reader:
                 self.problem(rel, 0, "", "not a regular file")
                 return None
         except OSError as exc:
-            self.problem(rel, 0, "", f"cannot read file: {exc.strerror}")
+            if exc.errno == errno.ELOOP:  # a link, put there since the folder was listed
+                self.problem(rel, 0, "", OUTSIDE)
+            else:
+                self.problem(rel, 0, "", f"cannot read file: {exc.strerror}")
             return None
         known = self._parsed.get((model, raw))
         if known is not None:
@@ -185,49 +192,21 @@ def _read_regular(path: Path, limit: int) -> Optional[bytes]:
     calls: a buffered ``read(limit)`` would allocate ``limit`` bytes for every small file."""
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             return None
-        chunks, size = [], 0
+        first = min(limit, info.st_size + 1)  # a short read is the end: one read for a file that kept its size
+        chunks, size, asked = [], 0, first
         while size < limit:
-            chunk = os.read(fd, min(limit - size, 1 << 16))
-            if not chunk:
-                break
+            chunk = os.read(fd, asked)
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunk) < asked:
+                break
+            asked = min(limit - size, 1 << 16)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
     finally:
         os.close(fd)
-
-
-def _real_path(data, loc: tuple) -> tuple:
-    """Trim a pydantic error location to the part that exists in (or is missing from) the data."""
-    out: list = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and isinstance(part, str) and part in node:
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and not part.startswith(("str", "int", "[")):
-            out.append(part)  # a missing or unknown key: name it, it has no line of its own
-            break
-        else:
-            continue
-    return tuple(out)
-
-
-def _message(err: dict) -> str:
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        return "unknown field (not part of the schema; check the spelling)"
-    if kind == "missing":
-        return "required field is missing"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    return msg
 
 
 def _files_sha256(reader: _Reader, folder: Path) -> Optional[str]:
@@ -321,7 +300,7 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
         reader.problem("publishers", 0, "", "missing folder publishers/ (one <publisher>.yaml each)")
     else:
         for path in _yaml_files(reader, pub_dir):
-            src = reader.read(path, Publisher)
+            src = reader.read(path, Publisher, listed=True)
             if not src:
                 broken.add(path.stem)
             if src:
@@ -394,7 +373,7 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
             plugins_dir = tenant_dir / "plugins"
             if plugins_dir.is_dir():
                 for path in _yaml_files(reader, plugins_dir):
-                    inst = reader.read(path, PluginInstall)
+                    inst = reader.read(path, PluginInstall, listed=True)
                     if inst:
                         _name_matches(reader, inst, path.stem, "file name")
                         installs.append(inst)

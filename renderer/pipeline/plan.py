@@ -201,13 +201,24 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
     # (catalog version, install model) -> (resolved spec, needs) of an install that resolved cleanly:
     # byte-identical installs share one model (load), and resolving is a pure function of the two
     resolved: dict[tuple[int, int], tuple] = {}
+    # tenant ceilings (raw values) -> parsed, when within the platform's maxima; (id(need) or ids of a
+    # tenant's needs, ceilings) that fit; ``alive`` holds those needs, so that no id is reused meanwhile
+    fine_ceilings: dict[tuple, dict] = {}
+    fitting: set[tuple] = set()
+    alive: list[dict] = []
     for tenant_input in env.tenants:
         tenant_src: Source[Tenant] = tenant_input.tenant
         tenant = tenant_src.model
         tenant_id = tenant.metadata.name
-        check_maxima(tenant_src, platform_src, problems)
-        ceilings = {key: ceiling(tenant, key) for key in NEED_KEYS}
-        totals: dict[str, Fraction] = defaultdict(Fraction)
+        limits = tuple(getattr(tenant.spec.ceilings, key) for key in NEED_KEYS)
+        ceilings = fine_ceilings.get(limits)
+        if ceilings is None:  # the maxima check is a function of these values (and the platform)
+            before = len(problems)
+            check_maxima(tenant_src, platform_src, problems)
+            ceilings = {key: ceiling(tenant, key) for key in NEED_KEYS}
+            if len(problems) == before:
+                fine_ceilings[limits] = ceilings
+        tenant_needs: list[dict] = []
         contributors: list[str] = []
         for inst_src in tenant_input.installs:
             inst: PluginInstall = inst_src.model
@@ -264,14 +275,18 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 problems.append(Problem(cv.plugin.path, cv.plugin.line("spec", "secrets", i, "env"),
                                         f"spec.secrets[{i}].env", f"{var} is set by the platform for a plugin that "
                                         "uses Kafka; pick another name"))
-            # per-install ceilings
-            for key, amount in need.items():
-                totals[key] += amount
-                if amount > ceilings[key]:
-                    where = override_line(inst_src, key)
-                    problems.append(Problem(inst_src.path, where[0], where[1],
-                                            f"{key} {show(key, amount)} exceeds tenant {tenant_id}'s ceiling "
-                                            f"{show(key, ceilings[key])}"))
+            # per-install ceilings (Fraction arithmetic is slow: the outcome is kept per need and ceilings)
+            tenant_needs.append(need)
+            if (id(need), limits) not in fitting:
+                for key, amount in need.items():
+                    if amount > ceilings[key]:
+                        where = override_line(inst_src, key)
+                        problems.append(Problem(inst_src.path, where[0], where[1],
+                                                f"{key} {show(key, amount)} exceeds tenant {tenant_id}'s ceiling "
+                                                f"{show(key, ceilings[key])}"))
+                if all(amount <= ceilings[key] for key, amount in need.items()):
+                    fitting.add((id(need), limits))
+                    alive.append(need)  # its id stays its own while the set names it
             contributors.append(name)
             names = _names(env.name, tenant_id, plugin, platform)
             for kind, value in (("namespace", names.namespace), ("application name", names.app),
@@ -295,8 +310,18 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 install_sha256=inst_src.sha256,
                 delete_data=inst.spec.onUninstall.deleteData,
             ))
+        together = (limits, tuple(map(id, tenant_needs)))
+        if len(contributors) < 2 or together in fitting:
+            continue
+        totals: dict[str, Fraction] = defaultdict(Fraction)
+        for need in tenant_needs:
+            for key, amount in need.items():
+                totals[key] += amount
+        if all(total <= ceilings[key] for key, total in totals.items()):
+            fitting.add(together)
+            alive.extend(tenant_needs)
         for key, total in totals.items():
-            if total > ceilings[key] and len(contributors) > 1:
+            if total > ceilings[key]:
                 problems.append(Problem(tenant_src.path, tenant_src.line("spec", "ceilings", key), f"spec.ceilings.{key}",
                                         f"installs need {show(key, total)} {key} in total "
                                         f"({', '.join(sorted(contributors))}), above the ceiling {show(key, ceilings[key])}"))
