@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -32,7 +33,6 @@ from renderer.pipeline.plan import plan  # noqa: E402
 from renderer.pipeline.validate import BundleGates  # noqa: E402
 from renderer.pipeline.write import Staging  # noqa: E402
 
-SCHEMAS = "/work/shared/schemas/crds"
 
 
 class Clock:
@@ -55,13 +55,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", type=int, default=300)
     parser.add_argument("--work", type=Path, default=None)
-    parser.add_argument("--schema-location", default=SCHEMAS)
+    parser.add_argument("--schema-location", action="append", default=None,
+                        help="custom-resource schemas (default $RENDER_SCHEMA_LOCATION, else the shipped ones)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-stages-"))
     envs = plan(load(generate(work / "environments", args.bundles + 1)), "bench")
     plans = [p for e in envs for p in e.bundles]
     renderer = render_module.Renderer(TEMPLATES)
-    gates = BundleGates((args.schema_location,), False, POLICIES)
+    locations = args.schema_location or [p for p in os.environ.get("RENDER_SCHEMA_LOCATION", "").split(",") if p]
+    gates = BundleGates(tuple(locations), False, POLICIES)
     staging = work / "staging"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
