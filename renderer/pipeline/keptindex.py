@@ -96,17 +96,14 @@ class KeptIndex:
         self._keys: dict[tuple[str, str], tuple[Ids, str]] = {}
         self._run = time.time_ns()  # this run's rows (``_prune``)
 
-    def _key(self, gates_digest: str, path: str, ids: Ids) -> str:
+    def key(self, gates_digest: str, path: str, ids: Ids) -> str:
+        """``entry_key`` of these files at ``path`` (computed once a run)."""
         known = self._keys.get((gates_digest, path))
         if known is not None and (known[0] is ids or known[0] == ids):
             return known[1]
         key = entry_key(gates_digest, path, ids)
         self._keys[gates_digest, path] = (ids, key)
         return key
-
-    def key(self, gates_digest: str, path: str, ids: Ids) -> str:
-        """``entry_key`` of these files at ``path`` (computed once a run)."""
-        return self._key(gates_digest, path, ids)
 
     @property
     def database(self) -> Optional[Path]:
@@ -118,7 +115,7 @@ class KeptIndex:
         inputDigest only); None otherwise. An entry ``load`` read is not read again."""
         if self.root is None or not ids or not _HEX.match(gates_digest):
             return None
-        key = self._key(gates_digest, plan.path, ids)
+        key = self.key(gates_digest, plan.path, ids)
         if key not in self._read:
             self._lookup(gates_digest, {key: plan})
         found = self._read[key]
@@ -135,7 +132,7 @@ class KeptIndex:
         wanted: dict[str, dict[str, BundlePlan]] = {}
         for gates_digest, plan, ids in items:
             if ids and _HEX.match(gates_digest):
-                key = self._key(gates_digest, plan.path, ids)
+                key = self.key(gates_digest, plan.path, ids)
                 if key not in self._read:
                     wanted.setdefault(gates_digest, {})[key] = plan
         for gates_digest, plans in wanted.items():
