@@ -6,7 +6,6 @@ The target is a dict of content ids, as in test_kept_index (sha256 of the bytes 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -15,10 +14,8 @@ import pytest
 
 from renderer.pipeline import keptenv
 from renderer.pipeline.build import build
-from renderer.pipeline.holds import Held
 from renderer.pipeline.keptenv import KeptEnvironments
-from tests.conftest import EXAMPLE
-from tests.pipeline.test_kept_index import BUNDLE, _request, _target
+from tests.pipeline.test_kept_index import BUNDLE, _changed_install, _held_at, _request, _target, first  # noqa: F401  (fixtures are used by name)
 
 
 def _env_files(out: Path) -> dict[str, bytes]:
@@ -29,14 +26,6 @@ def _env_files(out: Path) -> dict[str, bytes]:
 def _records(cache: Path) -> list[Path]:
     folder = cache / "kept-environments" / keptenv.VERSION
     return sorted(p for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
-
-
-@pytest.fixture
-def first(tmp_path):
-    """A first run: renders every bundle, and records each environment's files."""
-    out, cache = tmp_path / "first", tmp_path / "cache"
-    result = build(_request(out, cache, {}))
-    return out, cache, result
 
 
 def test_a_first_run_computes_the_environment_files_and_records_them(first):
@@ -66,10 +55,7 @@ def test_a_run_that_renders_a_bundle_with_the_same_files_again_still_takes_the_r
 
 def test_a_changed_install_makes_its_environment_files_computed_again(first, tmp_path):
     out, cache, _ = first
-    envs = tmp_path / "environments"
-    shutil.copytree(EXAMPLE, envs)
-    install = envs / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
-    install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    envs = _changed_install(tmp_path)
     again = tmp_path / "again"
     result = build(_request(again, cache, _target(out), env_dir=envs))
     assert "dev" not in result.kept_environments
@@ -92,14 +78,10 @@ def test_a_file_changed_at_the_target_is_rendered_again_to_the_bundle_the_record
 
 def test_a_bundle_held_at_other_files_makes_its_environment_files_computed_again(first, tmp_path):
     out, cache, _ = first
-    earlier = tmp_path / "environments"  # the bundle as render wrote it for another install (held there)
-    shutil.copytree(EXAMPLE, earlier)
-    changed = earlier / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
-    changed.write_text(changed.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    earlier = _changed_install(tmp_path)  # the bundle as render wrote it for another install (held there)
     build(_request(tmp_path / "earlier", None, {}, env_dir=earlier))
     files = tuple(sorted((f.name, f.read_bytes()) for f in (tmp_path / "earlier" / BUNDLE).iterdir()))
-    install = (EXAMPLE / "dev/tenants/riverside-academy/plugins/grade-sync.yaml").read_bytes()
-    held = {BUNDLE: Held(files, "sha256:" + hashlib.sha256(install).hexdigest(), "", "0" * 40, "rollback")}
+    held = _held_at(files)
     result = build(_request(tmp_path / "again", cache, _target(out), held=held))
     assert BUNDLE in result.held and "dev" not in result.kept_environments
 

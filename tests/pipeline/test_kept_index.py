@@ -116,10 +116,7 @@ def test_an_extra_file_at_the_target_is_not_kept(first, tmp_path):
 
 def test_a_changed_install_is_rendered_again_though_its_old_files_are_in_the_index(first, tmp_path):
     out, cache, _ = first
-    envs = tmp_path / "environments"
-    shutil.copytree(EXAMPLE, envs)
-    install = envs / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
-    install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    envs = _changed_install(tmp_path)
     result = build(_request(tmp_path / "again", cache, _target(out), env_dir=envs))
     assert BUNDLE not in result.unchanged and len(result.unchanged) == 8
 
@@ -133,8 +130,7 @@ def test_other_gates_do_not_trust_the_index_written_under_the_policies(first, tm
 def test_a_held_bundle_is_never_kept_through_the_index(first, tmp_path):
     out, cache, _ = first
     files = tuple(sorted((f.name, f.read_bytes()) for f in (out / BUNDLE).iterdir()))
-    install = (EXAMPLE / "dev/tenants/riverside-academy/plugins/grade-sync.yaml").read_bytes()
-    held = {BUNDLE: Held(files, "sha256:" + hashlib.sha256(install).hexdigest(), "", "0" * 40, "rollback")}
+    held = _held_at(files)
     result = build(_request(tmp_path / "again", cache, _target(out), held=held))
     assert BUNDLE not in result.unchanged
 
@@ -238,10 +234,7 @@ def test_a_run_keeps_its_bundles_while_another_run_writes_and_records_nothing_wh
     out, cache, _ = first
     target = _target(out)
     monkeypatch.setattr(keptindex, "BUSY_SECONDS", 0.2)
-    envs = tmp_path / "environments"
-    shutil.copytree(EXAMPLE, envs)
-    install = envs / "dev/tenants/riverside-academy/plugins/grade-sync.yaml"
-    install.write_text(install.read_text() + "  overrides:\n    replicas: {max: 2}\n")
+    envs = _changed_install(tmp_path)
     with closing(sqlite3.connect(_db(cache), isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")  # a writer: WAL readers are not blocked
         other.execute("UPDATE digests SET used = used")
@@ -317,6 +310,12 @@ def test_a_schema_that_changes_changes_the_gates_digest(tmp_path):
     assert SchemaStore("1.33").digest(kinds) == base, "the same schemas give the same digest"
     assert SchemaStore("1.33", [template]).digest(kinds) != base
     assert SchemaStore("1.33", ignore_missing=True).digest(kinds) != base
+
+
+def _held_at(files: tuple) -> dict:
+    """BUNDLE held (a rollback) at ``files``, for the example's own grade-sync install."""
+    install = (EXAMPLE / "dev/tenants/riverside-academy/plugins/grade-sync.yaml").read_bytes()
+    return {BUNDLE: Held(files, "sha256:" + hashlib.sha256(install).hexdigest(), "", "0" * 40, "rollback")}
 
 
 def _changed_install(tmp_path: Path) -> Path:
