@@ -43,8 +43,6 @@ def plain(value):
         return [plain(item) for item in value]
     if isinstance(value, str):  # a str subclass (an enum's value): its characters, as a str
         return plain(str.__str__(value))
-    if isinstance(value, bool):
-        return bool(value)
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
