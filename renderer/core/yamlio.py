@@ -4,23 +4,23 @@ Reading (``load_document``): one document per file, no duplicate keys, no anchor
 (so no alias bombs), every mapping key a string, and a side table of line numbers by field path
 so that ``load`` can say ``file:line: field: problem``.
 
-Writing (``dump``): sorted keys, block style, LibYAML's C emitter: the single way the renderer
-turns objects into bytes, so the same object always gives the same bytes.
+Writing (``dump``, re-exported from ``yamlwrite``): sorted keys, block style, byte for byte what
+LibYAML's emitter writes: the single way the renderer turns objects into bytes.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
 
 try:  # LibYAML is a hard requirement for speed, but keep a readable failure.
-    from yaml import CSafeDumper as _Dumper
     from yaml import CSafeLoader as _Loader
 except ImportError as exc:  # pragma: no cover - the project pins a LibYAML build
     raise ImportError("PyYAML was built without LibYAML; reinstall pyyaml with libyaml available") from exc
+
+from renderer.core.yamlwrite import MEMO_LIMIT as _MEMO_LIMIT, STR_TAG, dump, dump_reference  # noqa: E402,F401  (re-exported)
 
 MAX_NUMBER_CHARS = 64  # a plain scalar that starts like a number: longer is hostile
 MAX_INPUT_BYTES = 1 << 20  # 1 MiB: a manifest is a few KiB; anything bigger is hostile or a mistake
@@ -150,8 +150,6 @@ def _reject_anchors(text: bytes) -> None:
         loader.dispose()
 
 
-STR_TAG = "tag:yaml.org,2002:str"
-_MEMO_LIMIT = 200_000  # distinct scalars remembered per process (keys, names, literals repeat a lot)
 
 
 class _TemplateLoader(_Loader):
@@ -226,161 +224,3 @@ def parse_rendered(text: str) -> list:
 def parse_rendered_reference(text: str) -> list:
     """The same, through PyYAML's own constructor: the reference the fast path is tested against."""
     return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None]
-
-
-class _BlockDumper(_Dumper):
-    """LibYAML's emitter; multi-line strings (PEM keys) as literal blocks so they read as written."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    if "\n" in data and all(c.isprintable() or c == "\n" for c in data) \
-            and not data.startswith((" ", "\n")) and " \n" not in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_str(data)
-
-
-_BlockDumper.add_representer(str, _represent_str)
-
-
-def dump_reference(obj: Any) -> bytes:
-    """PyYAML's own serialisation: sorted keys, block style, UTF-8, LF. ``dump`` gives these bytes."""
-    return yaml.dump(
-        obj, Dumper=_BlockDumper, sort_keys=True, default_flow_style=False, allow_unicode=True, width=1 << 16
-    ).encode("utf-8")
-
-
-class _Fallback(Exception):
-    """A value the fast writer does not handle (floats, multi-line or very long keys): use PyYAML."""
-
-
-_BREAKS = re.compile("[\n\r\x85\u2028\u2029]")
-# strings PyYAML writes plain in block context (when they resolve to a string): no space, no break,
-# no indicator first, a ':' never last (": " and a final ':' are block indicators; ',' is one in flow only)
-_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_./=:,-]*(?<!:)\Z")
-_PLAIN_RESOLVER = yaml.resolver.Resolver()
-_value_text: dict = {}
-_key_text: dict = {}
-
-
-def _scalar(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if type(value) is int:
-        return str(value)
-    if type(value) is not str:
-        raise _Fallback
-    text = _value_text.get(value)
-    if text is None:
-        if _PLAIN.match(value) and _PLAIN_RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) == STR_TAG:
-            text = value  # PyYAML writes these plain: no indicator, no space, no break, resolves to a string
-        else:
-            text = dump_reference({"k": value}).decode()[3:-1]
-            if _BREAKS.search(text):
-                raise _Fallback  # a line break (YAML counts five): its text depends on the indentation
-        if len(_value_text) < _MEMO_LIMIT:
-            _value_text[value] = text
-    return text
-
-
-_block_text: dict = {}
-
-
-def _block(value: str, indent: int) -> str:
-    """``|`` header and lines of a multi-line string that is a mapping value at column ``indent``:
-    PyYAML's own text at column 0 (memoised), its content lines moved right by ``indent`` (a
-    literal block's lines are indented from their key; empty lines carry no indentation). A
-    string PyYAML does not write as a literal block, or writes with ``|+`` (which can end the
-    document with ``...``), goes to PyYAML directly."""
-    parts = _block_text.get(value)
-    if parts is None:
-        text = dump_reference({"k": value}).decode()
-        header, _, body = text[3:].partition("\n")
-        if not header.startswith("|") or header.endswith("+") or "\r" in body or _BREAKS.search(body.replace("\n", "")):
-            raise _Fallback
-        parts = (header, tuple(body.split("\n")[:-1]))
-        if len(_block_text) < _MEMO_LIMIT:
-            _block_text[value] = parts
-    header, lines = parts
-    pad = " " * indent
-    return header + "\n" + "".join(pad + line + "\n" if line else "\n" for line in lines)
-
-
-def _key(value: Any) -> str:
-    if type(value) is not str:
-        raise _Fallback
-    text = _key_text.get(value)
-    if text is None:
-        text = dump_reference({value: 1}).decode()
-        if not text.endswith(": 1\n") or text.startswith("? ") or _BREAKS.search(text[:-1]):
-            raise _Fallback
-        text = text[:-4]
-        if len(_key_text) < _MEMO_LIMIT:
-            _key_text[value] = text
-    return text
-
-
-def _mapping(d: dict, indent: int, first: str, out: list) -> None:
-    pad = " " * indent
-    lead = first
-    key_text, value_text = _key_text.get, _value_text.get  # the memos, looked up inline: this loop is hot
-    for k, v in sorted(d.items()):  # keys are unique, so the sort never compares values
-        line = lead + (key_text(k) or _key(k))
-        lead = pad
-        kind = type(v)
-        if kind is str:
-            if "\n" in v:
-                out.append(line + ": " + _block(v, indent))
-            else:
-                out.append(line + ": " + (value_text(v) or _scalar(v)) + "\n")
-        elif kind is dict:
-            if v:
-                out.append(line + ":\n")
-                _mapping(v, indent + 2, " " * (indent + 2), out)
-            else:
-                out.append(line + ": {}\n")
-        elif kind is list:
-            if v:
-                out.append(line + ":\n")
-                _sequence(v, indent, pad, out)
-            else:
-                out.append(line + ": []\n")
-        else:
-            out.append(line + ": " + _scalar(v) + "\n")
-
-
-def _sequence(items: list, indent: int, first: str, out: list) -> None:
-    pad = " " * indent
-    lead = first
-    for item in items:
-        prefix = lead + "- "
-        lead = pad
-        if type(item) is dict:
-            if item:
-                _mapping(item, indent + 2, prefix, out)
-            else:
-                out.append(prefix + "{}\n")
-        elif type(item) is list:
-            if item:
-                _sequence(item, indent + 2, prefix, out)
-            else:
-                out.append(prefix + "[]\n")
-        else:
-            out.append(prefix + _scalar(item) + "\n")
-
-
-def dump(obj: Any) -> bytes:
-    """The renderer's one serialisation: byte for byte what ``dump_reference`` (PyYAML through
-    LibYAML) writes, by a writer specialised to plain data; scalar texts come from PyYAML itself
-    (memoised), so quoting decisions are PyYAML's. Anything unusual goes to PyYAML directly."""
-    if type(obj) is not dict or not obj:
-        return dump_reference(obj)
-    out: list = []
-    try:
-        _mapping(obj, 0, "", out)
-    except _Fallback:
-        return dump_reference(obj)
-    return "".join(out).encode("utf-8")

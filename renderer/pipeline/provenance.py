@@ -14,6 +14,7 @@ from typing import Callable
 
 import hashlib
 
+from renderer.core.jsontext import pretty
 from renderer.pipeline import stores
 from renderer.pipeline.plan import BundlePlan
 
@@ -128,4 +129,4 @@ def bundle_json(plan: BundlePlan, objects, digest_of_files: str) -> bytes:
         "objects": [{"file": f, "apiVersion": o["apiVersion"], "kind": o["kind"], "name": o["metadata"]["name"],
                      "namespace": o["metadata"].get("namespace", "")} for f, o in objects],
     }
-    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    return (pretty(doc) + "\n").encode()

@@ -121,6 +121,28 @@ def with_sync_wave(obj: dict) -> dict:
     return obj
 
 
+def _waved_skeleton(doc: dict) -> Optional[dict]:
+    """``with_sync_wave`` on a template's skeleton, where it acts as on every object filled from it:
+    apiVersion, kind and the annotations' place are the template's own text, not values."""
+    meta = doc.get("metadata") if type(doc) is dict else None
+    if type(meta) is not dict or any(type(k) is not str for k in (*doc, *meta)) \
+            or type(doc.get("apiVersion")) is not str or type(doc.get("kind")) is not str:
+        return None
+    annotations = meta.get("annotations")
+    if annotations is not None and (type(annotations) is not dict or any(type(k) is not str for k in annotations)):
+        return None
+    return with_sync_wave(doc)
+
+
+def _checked(template: str, doc) -> dict:
+    """A document of ``template``: an object of its kind, with a name."""
+    kind = TEMPLATE_KINDS[template]
+    if not (isinstance(doc, dict) and doc.get("kind") == kind and isinstance(doc.get("metadata"), dict)
+            and isinstance(doc["metadata"].get("name"), str)):
+        raise TemplateError(f"templates/{template} must produce {kind} objects with metadata.name")
+    return doc
+
+
 def file_name(obj: dict) -> str:
     return f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
 
@@ -147,7 +169,8 @@ class Renderer:
                 raise TemplateError(f"templates/{name}: holds {SLOT!r}, the renderer's own slot token")
         self._skeletons = Skeletons()
 
-    def _objects(self, template: str, **context) -> list[dict]:
+    def _shape(self, template: str, context: dict) -> tuple:
+        """The template rendered: the shape of its text and this render's values."""
         values: list = []
         try:
             text = self._templates[template].render(**context, **{VALUES: values})
@@ -156,17 +179,20 @@ class Renderer:
         except (jinja2.TemplateError, TypeError, ValueError) as exc:  # quoting.plain refuses what is not plain data
             raise TemplateError(f"templates/{template}: {exc}") from None
         try:
-            docs = self._skeletons.objects(text, values)
+            return self._skeletons.shape(text, values), values
         except SkeletonError as exc:
             raise TemplateError(f"templates/{template}: {exc}") from None
         except (yaml.YAMLError, ValueError) as exc:
             raise TemplateError(f"templates/{template} produced invalid YAML: {exc}") from None
-        kind = TEMPLATE_KINDS[template]
-        for doc in docs:
-            if not (isinstance(doc, dict) and doc.get("kind") == kind and isinstance(doc.get("metadata"), dict)
-                    and isinstance(doc["metadata"].get("name"), str)):
-                raise TemplateError(f"templates/{template} must produce {kind} objects with metadata.name")
-        return docs
+
+    def _objects(self, template: str, **context) -> list[dict]:
+        shape, values = self._shape(template, context)
+        return [_checked(template, doc) for doc in shape.objects(values)]
+
+    def _written(self, template: str, **context) -> list[tuple[dict, bytes]]:
+        """The template's objects, checked and with their sync wave, each with its file's bytes."""
+        shape, values = self._shape(template, context)
+        return shape.written(values, lambda doc: with_sync_wave(_checked(template, doc)), _waved_skeleton)
 
     def render_bundle(self, plan: BundlePlan) -> Bundle:
         ctx = bundle_context(plan)
@@ -186,15 +212,16 @@ class Renderer:
         if spec.kafka and spec.kafka.consumes:
             wanted.append("prometheusrule")
         objects: dict[str, dict] = {}
+        texts: dict[str, bytes] = {}
         for name in wanted:
-            for obj in self._objects(f"{name}.yaml.j2", b=ctx):
+            for obj, data in self._written(f"{name}.yaml.j2", b=ctx):
                 fname = file_name(obj)
                 if fname in objects:
                     raise TemplateError(f"two objects of bundle {plan.path} map to the file {fname}")
-                objects[fname] = with_sync_wave(obj)
+                objects[fname], texts[fname] = obj, data
         ordered = tuple(sorted(objects.items()))
         kustomization = layout.kustomization(f for f, _ in ordered)
-        files = [(f, dump(o)) for f, o in ordered]
+        files = [(f, texts[f]) for f, _ in ordered]
         files.append(("kustomization.yaml", dump(kustomization)))
         files.append(("bundle.json", bundle_json(plan, ordered, files_digest(files))))
         return Bundle(plan, ordered, tuple(sorted(files)))

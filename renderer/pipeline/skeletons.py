@@ -8,17 +8,21 @@ every bundle whose loops and conditions went the same way, so it is parsed as YA
 the parsed tree. A value never passes through the YAML parser, so nothing it holds can become
 YAML structure. A token must be a whole node (``key: {{ v }}``, ``{{ k }}: v``, ``- {{ v }}``,
 ``[{{ v }}]``); one inside a longer scalar is refused, and so is a key from a value that is not a
-string or that repeats another key. Pure: no I/O.
+string or that repeats another key. Each shape also keeps, per document, its ``yamlwrite.Program``:
+the document's bytes worked out once but for its values, so writing it costs only their texts.
+Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Callable, Optional
 
 import jinja2
 
 from renderer.core.quoting import plain
-from renderer.core.yamlio import parse_rendered
+from renderer.core.yamlio import dump, parse_rendered
+from renderer.core.yamlwrite import Program
 
 SLOT = "__render_slot_"
 VALUES = "_render_slot_values"  # the render context's list of this render's values
@@ -89,20 +93,69 @@ def _fill(node, values: list):
     return node
 
 
+def _copy(node):
+    """A skeleton's tree, fresh containers, the same slots."""
+    kind = type(node)
+    if kind is dict:
+        return {k: _copy(v) for k, v in node.items()}
+    if kind is list:
+        return [_copy(item) for item in node]
+    return node
+
+
+class Shape:
+    """One template text, parsed: its documents with slots, and their compiled writers."""
+
+    __slots__ = ("docs", "_programs")
+
+    def __init__(self, docs: list):
+        self.docs = docs
+        self._programs: dict = {}
+
+    def objects(self, values: list) -> list:
+        """The documents with ``values`` in their slots (fresh trees, never shared)."""
+        return [_fill(doc, values) for doc in self.docs]
+
+    def written(self, values: list, finish: Callable[[dict], dict],
+                on_skeleton: Callable[[dict], Optional[dict]]) -> list[tuple[dict, bytes]]:
+        """Each document filled with ``values`` and given to ``finish`` (the caller's checks and
+        last touches), with its bytes: ``dump`` of the finished object. ``on_skeleton`` makes the
+        same touches on a copy of the skeleton, or returns None where it could not act on the
+        skeleton as on every filled object (a touched field from a value): that document is
+        written by ``dump`` itself. A document's ``Program`` is compiled once per ``on_skeleton``."""
+        out = []
+        for i, doc in enumerate(self.docs):
+            obj = finish(_fill(doc, values))
+            key = (i, on_skeleton)
+            program = self._programs.get(key, False)
+            if program is False:
+                tree = on_skeleton(_copy(doc))
+                program = self._programs[key] = Program.compile(tree, _Slot) if tree is not None else None
+            if program is None:
+                out.append((obj, dump(obj)))
+            else:
+                out.append((obj, program.dump(values, lambda: obj, lambda node: _fill(node, values))))
+        return out
+
+
 class Skeletons:
     """The parsed shapes of one process's renders, by text."""
 
     def __init__(self, limit: int = MAX_SKELETONS):
         self.limit = limit
-        self._shapes: dict[str, list] = {}
+        self._shapes: dict[str, Shape] = {}
 
-    def objects(self, text: str, values: list) -> list:
-        """The documents of ``text`` with ``values`` in their slots. Raises ``SkeletonError``,
+    def shape(self, text: str, values: list) -> Shape:
+        """The shape of ``text`` (rendered with ``values``), parsed once. Raises ``SkeletonError``,
         or ``yaml.YAMLError``/``ValueError`` when the text is not YAML."""
         shape = self._shapes.get(text)
         if shape is None:
             used: set = set()
-            shape = [_compile(doc, len(values), used) for doc in parse_rendered(text)]
+            shape = Shape([_compile(doc, len(values), used) for doc in parse_rendered(text)])
             if len(self._shapes) < self.limit:
                 self._shapes[text] = shape
-        return [_fill(doc, values) for doc in shape]
+        return shape
+
+    def objects(self, text: str, values: list) -> list:
+        """The documents of ``text`` with ``values`` in their slots (``shape(...).objects``)."""
+        return self.shape(text, values).objects(values)
