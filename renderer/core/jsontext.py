@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_scalar = json.JSONEncoder(ensure_ascii=False).encode  # strings, numbers, true/false/null as json writes them
+_scalar = json.JSONEncoder(ensure_ascii=False).encode  # numbers, true/false/null as json writes them
+_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) writes for a str (C)
 
 
 class _NotPlain(Exception):
@@ -42,7 +43,7 @@ def _emit(value: Any, newline: str, out: list) -> None:
             if type(key) is not str:  # json converts such keys (and may not sort them): its own way
                 raise _NotPlain
         for key in sorted(value):
-            out.append(lead + _scalar(key) + ": ")
+            out.append(lead + _string(key) + ": ")
             _emit(value[key], inner, out)
             lead = "," + inner
         out.append(newline + "}")
@@ -57,7 +58,9 @@ def _emit(value: Any, newline: str, out: list) -> None:
             _emit(item, inner, out)
             lead = "," + inner
         out.append(newline + "]")
-    elif kind is str or kind is int or kind is bool or value is None or kind is float:
+    elif kind is str:
+        out.append(_string(value))
+    elif kind is int or kind is bool or value is None or kind is float:
         out.append(_scalar(value))
     else:
         raise _NotPlain
