@@ -162,6 +162,19 @@ class PolicyEngine:
         deny, warn = self.evaluate(bundle_input(bundle_path, objects, bundle_json), plain=plain)
         return _lines(deny, bundle_path, combined=True), _lines(warn, bundle_path, combined=True)
 
+    def all_clean(self, bundles: Sequence[tuple[str, Sequence[tuple[str, Mapping]], Mapping | None]],
+                  plain: bool = False) -> bool:
+        """True when the policies find nothing, no deny and no warn, in any of ``bundles``
+        (``(bundle_path, objects, bundle_json)``, as ``check_bundle`` takes them), evaluated
+        together as one combined input: one evaluation instead of one per bundle, which saves
+        the evaluation's fixed cost (about a fifth of a bundle's). Sound because every rule reads
+        one object or one bundle's entries (grouped by folder), never two bundles: a bundle's
+        messages are the same alone and among others (tests check the whole policy table so).
+        False says only that something was found: ``check_bundle`` each bundle for its messages."""
+        value = [entry for path, objects, info in bundles for entry in bundle_input(path, objects, info)]
+        deny, warn = self.evaluate(value, plain=plain)
+        return not deny and not warn
+
     def check_object(self, path: str, obj: Mapping) -> tuple[list[str], list[str]]:
         """The per-object rules on one object, as ``conftest test`` without ``--combine`` runs
         them; lines ``<path>: <Kind>/<name>: <rule>: <text>``."""

@@ -135,7 +135,7 @@ def _render_range(task: tuple[tuple[int, int], Mapping]) -> list[RenderedBundle]
     bounds, reuse = task
     renderer, gates, staging = _worker["renderer"], _worker["gates"], _worker["staging"]
     passed = _worker["passed"]
-    out = []
+    made = []
     for p in _worker["plans"][bounds[0]:bounds[1]]:
         kept, found, drift = kept_bundle(p, reuse[p.path], gates, passed) if p.path in reuse else (None, (), None)
         bundle = kept or renderer.render_bundle(p)
@@ -144,6 +144,11 @@ def _render_range(task: tuple[tuple[int, int], Mapping]) -> list[RenderedBundle]
         if was_held:
             bundle, drift = held_bundle(p, claim), f"kept {p.path} as {HELD_AS[claim.reason]} {claim.written_at[:12]}: its " \
                 "install is unchanged since (change the install to render it again)"
+        made.append((p, kept, found, drift, bundle, was_held))
+    if _worker["policy_gate"]:  # the freshly rendered ones, a few per policy evaluation
+        gates.prefetch([bundle for _, kept, _, _, bundle, was_held in made if kept is None and not was_held], passed)
+    out = []
+    for p, kept, found, drift, bundle, was_held in made:
         gates.warnings.clear()
         violations, verdict_key = gates.check(bundle, p.platform.kubernetesVersion, passed,
                                               policies=_worker["policy_gate"], rendered=kept is None and not was_held)

@@ -18,7 +18,8 @@ from renderer.core import layout
 from renderer.core.errors import ValidationFailed
 from renderer.core.yamlio import parse_rendered
 from renderer.core.resources import POLICIES
-from renderer.pipeline.validate import BundleGates, EnvironmentAudit, bundle_facts
+from renderer.pipeline.audit import EnvironmentAudit, bundle_facts
+from renderer.pipeline.validate import BundleGates
 
 DEFAULT_KUBERNETES_VERSION = "1.33"
 

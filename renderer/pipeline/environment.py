@@ -13,7 +13,8 @@ from renderer.core import layout
 from renderer.core.yamlio import dump
 from renderer.pipeline.plan import EnvironmentPlan
 from renderer.pipeline.render import Renderer
-from renderer.pipeline.validate import BundleGates, EnvironmentAudit
+from renderer.pipeline.audit import EnvironmentAudit
+from renderer.pipeline.validate import BundleGates
 
 
 def environment_files(renderer: Renderer, gates: BundleGates, env: EnvironmentPlan, facts: list,

@@ -28,7 +28,8 @@ from renderer.gates import verdicts
 from renderer.core.resources import POLICIES, TEMPLATES
 from renderer.pipeline.plan import BundlePlan, EnvironmentPlan
 from renderer.pipeline.render import Bundle, Renderer, files_digest, same_inputs
-from renderer.pipeline.validate import BundleGates, bundle_facts
+from renderer.pipeline.audit import bundle_facts
+from renderer.pipeline.validate import BundleGates
 
 FACTS_FILE = ".render-shard.json"
 FACTS_KIND = "render-shard"

@@ -21,7 +21,7 @@ from renderer import cli
 from renderer.core import layout
 from renderer.core.yamlio import parse_rendered
 from renderer.pipeline.shards import FACTS_FILE, Shard, shard_of
-from renderer.pipeline.validate import bundle_facts
+from renderer.pipeline.audit import bundle_facts
 
 N = 3
 GENERATED = 30  # bundles of the generated `bench` environment: 10 tenants x 3 plugins

@@ -17,7 +17,7 @@ import yaml
 from tests.conftest import tree_digest
 from tests.support.edits import edit
 from renderer.pipeline.reserved import DERIVED_SUFFIXES, FIXED_OBJECT_NAMES
-from renderer.pipeline.validate import EnvironmentAudit
+from renderer.pipeline.audit import EnvironmentAudit
 
 T1 = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"
 QUIZ = "catalog/quiz-generator/1.3.0/plugin.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from renderer.pipeline.validate import EnvironmentAudit, bundle_facts
+from renderer.pipeline.audit import EnvironmentAudit, bundle_facts
 from renderer.core.yamlio import dump
 
 A = "dev/plugins/4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d/quiz-generator"

@@ -13,7 +13,7 @@ import yaml
 from tests.support.git import env_dir, remove_install, render, signing_key  # noqa: F401
 from renderer.core.yamlio import dump
 from renderer.gitops.report import FileChange, compare, format_text, to_json, uninstall_notes
-from renderer.pipeline.validate import EnvironmentAudit, bundle_facts
+from renderer.pipeline.audit import EnvironmentAudit, bundle_facts
 
 PRODUCER = "dev/plugins/riverside-academy/quiz-generator"  # produces, consumes, database, secrets
 OPTED_IN = "dev/plugins/riverside-academy/grade-sync"  # spec.onUninstall.deleteData: true

@@ -22,7 +22,7 @@ from renderer.core.yamlio import parse_rendered
 from renderer.gates.schemas import SchemaStore
 from renderer.pipeline import keptindex
 from renderer.pipeline.keptindex import KeptIndex
-from renderer.pipeline.validate import bundle_facts, facts_from_json
+from renderer.pipeline.audit import bundle_facts, facts_from_json
 from tests.conftest import EXAMPLE
 
 BUNDLE = "dev/plugins/riverside-academy/grade-sync"
