@@ -16,6 +16,11 @@ from collections import defaultdict
 from typing import Optional, Sequence
 
 
+def object_id(obj: dict) -> str:
+    """``Kind/name`` of an object, as violations name it."""
+    return f"{obj.get('kind', '?')}/{(obj.get('metadata') or {}).get('name', '?')}"
+
+
 TENANT_LABEL = "plugins.adapstory.io/tenant"
 _FACT_KEYS = frozenset(("bundle", "tenant", "plugin", "claims", "acl_names", "peers", "namespaces", "topic_prefix",
                         "kafka_users", "kafka_secrets"))
@@ -54,7 +59,7 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
             kafka_users.add(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
             for acl in (spec.get("authorization") or {}).get("acls") or []:
                 res = acl.get("resource") or {}
-                acl_names.append((f"{fname}: {_id(obj)}", res.get("name", "")))
+                acl_names.append((f"{fname}: {object_id(obj)}", res.get("name", "")))
                 if res.get("type") == "group":
                     claims.append(("consumer-group prefix", res.get("name", "")))
         elif kind == "ExternalSecret":
@@ -63,18 +68,18 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
             for item in spec.get("data") or []:
                 key = (item.get("remoteRef") or {}).get("key", "")
                 if isinstance(kube, dict):  # the KafkaUser's secret, read from the Kafka namespace
-                    kafka_secrets.append((f"{fname}: {_id(obj)}", f"{kube.get('remoteNamespace', 'default')}/{key}"))
+                    kafka_secrets.append((f"{fname}: {object_id(obj)}", f"{kube.get('remoteNamespace', 'default')}/{key}"))
                 else:
                     claims.append(("Vault prefix", "/".join(key.split("/")[:4]) + "/"))
         elif kind == "KafkaTopic":
             topic = spec.get("topicName") or meta.get("name", "")
             claims.append(("KafkaTopic", f"{meta.get('namespace', '')}/{topic}"))
-            acl_names.append((f"{fname}: {_id(obj)}", topic))
+            acl_names.append((f"{fname}: {object_id(obj)}", topic))
         elif kind == "Role" and obj.get("apiVersion", "").startswith("rbac.authorization.k8s.io/"):
             for rule in obj.get("rules") or []:
                 if "secrets" in (rule.get("resources") or []):
                     for name in rule.get("resourceNames") or ["*"]:
-                        kafka_secrets.append((f"{fname}: {_id(obj)}", f"{meta.get('namespace', '')}/{name}"))
+                        kafka_secrets.append((f"{fname}: {object_id(obj)}", f"{meta.get('namespace', '')}/{name}"))
         elif kind == "SecretStore":
             role = (((spec.get("provider") or {}).get("vault") or {}).get("auth") or {}).get("kubernetes", {}).get("role")
             if role:
@@ -93,10 +98,10 @@ def bundle_facts(path: str, objects: Sequence[tuple[str, dict]]) -> dict:
                 for rule in spec.get(direction) or []:
                     targets = rule.get("to" if direction == "egress" else "from")
                     if not targets:
-                        peers.append((f"{fname}: {_id(obj)}", "*"))
+                        peers.append((f"{fname}: {object_id(obj)}", "*"))
                         continue
                     for peer in targets:
-                        peers.append((f"{fname}: {_id(obj)}", _peer_namespace(peer)))
+                        peers.append((f"{fname}: {object_id(obj)}", _peer_namespace(peer)))
     claims += [("Kafka secret", secret) for _, secret in kafka_secrets]
     return {"bundle": path, "tenant": tenant, "plugin": plugin, "claims": sorted(set(claims)),  # keys: _FACT_KEYS
             "acl_names": acl_names, "peers": peers, "namespaces": sorted(namespaces), "topic_prefix": topic_prefix,
@@ -278,7 +283,7 @@ class EnvironmentAudit:
             fname, project = self.project
             dest = {d.get("namespace", "") for d in (project.get("spec") or {}).get("destinations") or []}
             used = {ns for f in self.facts for ns in f["namespaces"]}
-            where = f"{self.env}/argocd/{fname}: {_id(project)}"
+            where = f"{self.env}/argocd/{fname}: {object_id(project)}"
             for ns in sorted(dest - used):
                 out.append(f"{where}: isolation-appproject-destinations: destination {ns} is used by no bundle")
             for ns in sorted(used - dest):

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from renderer.pipeline.audit import EnvironmentAudit, bundle_facts, facts_from_json  # noqa: F401  (re-exported)
+from renderer.pipeline.audit import EnvironmentAudit, bundle_facts, facts_from_json, object_id  # noqa: F401  (re-exported)
 
 from renderer.pipeline.plan import fingerprint_files
 from renderer.gates.policy import PolicyEngine, policy_files
@@ -32,10 +32,6 @@ POLICY_BATCH = 4
 def policy_key(policy_digest: str, files: Sequence[tuple[str, bytes]]) -> str:
     """The policy verdict of a bundle depends on the policies and the bundle's bytes, nothing else."""
     return hashlib.sha256(f"{policy_digest}\0{files_digest(files, skip=())}".encode()).hexdigest()
-
-
-def _id(obj: dict) -> str:
-    return f"{obj.get('kind', '?')}/{(obj.get('metadata') or {}).get('name', '?')}"
 
 
 class BundleGates:
@@ -73,7 +69,7 @@ class BundleGates:
         out = []
         for fname, obj in objects:
             for v in store.validate(obj):
-                out.append(f"{where}/{fname}: {_id(obj)}: schema: {v.path + ': ' if v.path else ''}{v.message}")
+                out.append(f"{where}/{fname}: {object_id(obj)}: schema: {v.path + ': ' if v.path else ''}{v.message}")
         return out
 
     def check(self, bundle, kubernetes_version: str, passed: frozenset = frozenset(),
