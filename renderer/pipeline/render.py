@@ -237,7 +237,7 @@ class Renderer:
                                  else set()))
         project = self._objects("appproject.yaml.j2", p={
             "name": argo.project, "namespace": argo.namespace, "labels": _argocd_labels(env.name), "repo": argo.repoURL,
-            "server": argo.server, "destinations": destinations,
+            "destinations": [{"namespace": ns, "server": argo.server} for ns in destinations] or None,
             "description": f"Plugin bundles of environment {env.name}, written by {MANAGED_BY}",
             "kinds": sorted(NAMESPACED_KINDS),
         })
