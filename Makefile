@@ -36,6 +36,7 @@ $(BIN)/.bench-installed: $(BIN)/.installed pyproject.toml
 bench: $(BIN)/.bench-installed
 	$(BIN)/python bench/bench_render.py --bundles 10000
 	$(BIN)/python bench/bench_policies.py
+	$(BIN)/python bench/bench_engines.py
 
 clean:
 	rm -rf rendered bench/out
