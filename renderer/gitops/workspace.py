@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Optional
 
 from renderer.core.errors import OutsideSystemError, RefusingToProceed, UsageError
 from renderer.gitops.git import Git, GitFailed, is_url
+from renderer.gitops.worktree import update_paths
 
 LEDGER_BRANCH = "render-known-good"
 LOCK_TIMEOUT = 300.0  # seconds to wait for another render run on the same local repository
@@ -175,6 +176,8 @@ class Workspace:
         locks = {"GIT_OPTIONAL_LOCKS": "1"}
         if not old:
             self.g.run("read-tree", "--reset", "-u", new, env=locks)
+            return
+        if update_paths(self.g, self.worktree, old, new, locks):  # the changed paths alone, when that is safe
             return
         # The two-tree merge checks every file it replaces or removes against the index's stat
         # data and refuses, before it writes the index or any file, when one differs. So the
