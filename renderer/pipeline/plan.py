@@ -206,6 +206,7 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
     fine_ceilings: dict[tuple, dict] = {}
     fitting: set[tuple] = set()
     alive: list[dict] = []
+    image_repos: dict[str, str] = {}  # image reference -> its repository (a regular expression each)
     for tenant_input in env.tenants:
         tenant_src: Source[Tenant] = tenant_input.tenant
         tenant = tenant_src.model
@@ -289,15 +290,18 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                     alive.append(need)  # its id stays its own while the set names it
             contributors.append(name)
             names = _names(env.name, tenant_id, plugin, platform)
+            user = (f"{tenant_id}/{name}", inst_src)
             for kind, value in (("namespace", names.namespace), ("application name", names.app),
                                 ("PostgreSQL role", names.db_role), ("Vault prefix", names.vault_prefix),
                                 ("consumer-group prefix", names.group_prefix),
                                 ("(database, schema)", f"{names.database}.{names.schema}")):
-                owners[(kind, value)].append((f"{tenant_id}/{name}", inst_src))
+                owners[(kind, value)].append(user)
             for topic in sorted(set(spec.kafka.produces if spec.kafka else ())):
-                producers[names.topic_prefix + topic].append((f"{tenant_id}/{name}", inst_src))
+                producers[names.topic_prefix + topic].append(user)
             digest = _input_digest(shaping, platform_src, tenant_src, inst_src, cv, publisher)
-            repo = IMAGE_RE.match(spec.image).group("repo")
+            repo = image_repos.get(spec.image)
+            if repo is None:
+                repo = image_repos[spec.image] = IMAGE_RE.match(spec.image).group("repo")
             bundles.append(BundlePlan(
                 env=env.name, tenant=tenant_id, tier=tenant.spec.tier, plugin=name, version=plugin.metadata.version,
                 publisher=plugin.metadata.publisher, path=layout.bundle_path(env.name, tenant_id, name), names=names,
@@ -325,20 +329,20 @@ def _plan_environment(inputs: Inputs, env: EnvironmentInput, shaping: str, probl
                 problems.append(Problem(tenant_src.path, tenant_src.line("spec", "ceilings", key), f"spec.ceilings.{key}",
                                         f"installs need {show(key, total)} {key} in total "
                                         f"({', '.join(sorted(contributors))}), above the ceiling {show(key, ceilings[key])}"))
-    for (kind, value), users in sorted(owners.items()):
-        if len(users) > 1:
-            who = " and ".join(u for u, _ in users)
-            for _, src in users:
-                problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
-                                        f"{who} map to the same {kind} {value!r} in environment {env.name}; "
-                                        "rename one plugin or tenant"))
-    for topic, users in sorted(producers.items()):
-        if len(users) > 1:  # a KafkaTopic has one owner: the bundle that renders it
-            who = " and ".join(u for u, _ in users)
-            for _, src in users:
-                problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
-                                        f"{who} both produce topic {topic!r} in environment {env.name}; "
-                                        "a topic has one producing install (its KafkaTopic's owner)"))
+    # 60,000 names at 10,000 bundles: only the shared ones are sorted and reported
+    for (kind, value), users in sorted(item for item in owners.items() if len(item[1]) > 1):
+        who = " and ".join(u for u, _ in users)
+        for _, src in users:
+            problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
+                                    f"{who} map to the same {kind} {value!r} in environment {env.name}; "
+                                    "rename one plugin or tenant"))
+    # a KafkaTopic has one owner: the bundle that renders it
+    for topic, users in sorted(item for item in producers.items() if len(item[1]) > 1):
+        who = " and ".join(u for u, _ in users)
+        for _, src in users:
+            problems.append(Problem(src.path, src.line("metadata", "name"), "metadata.name",
+                                    f"{who} both produce topic {topic!r} in environment {env.name}; "
+                                    "a topic has one producing install (its KafkaTopic's owner)"))
     return sorted(bundles, key=lambda b: (b.tenant, b.plugin))
 
 
