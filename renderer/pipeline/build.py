@@ -21,6 +21,7 @@ from renderer.gates import verdicts
 from renderer.pipeline import verify as verify_stage
 from renderer.core.errors import InputError, Problem, SchemasMissing, UsageError, ValidationFailed
 from renderer.pipeline.load import load
+from renderer.pipeline.parsedinputs import ParsedInputs
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
 from renderer.pipeline.keptindex import Entry, KeptIndex, Target, ids_of
@@ -225,7 +226,9 @@ def build(request: BuildRequest) -> BuildResult:
 def checked_input(request: BuildRequest, timings: dict):
     """load, plan and the migration gate; every problem of the three raised at once."""
     t = time.perf_counter()
-    inputs = load(request.env_dir, request.env)
+    # a run that may keep bundles (commit, diff: the kept index) also keeps parsed input files
+    keeping = request.cache_dir is not None and request.content_ids is not None and request.content_id is not None
+    inputs = load(request.env_dir, request.env, ParsedInputs(request.cache_dir) if keeping else None)
     shaping = fingerprint_files(TEMPLATES, *policy_files(POLICIES))  # policy unit tests shape nothing
     problems: list = []
     envs = ()

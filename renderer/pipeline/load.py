@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from renderer.core.errors import InputError, Problem
 from renderer.pipeline.modelerrors import message as _message, real_path as _real_path
 from renderer.pipeline.models import DNS_LABEL_RE, Platform, Plugin, PluginInstall, Publisher, Tenant
+from renderer.pipeline.parsedinputs import ParsedInputs
 from renderer.core.yamlio import MAX_INPUT_BYTES, Document, YamlProblem, field_name, load_document
 
 M = TypeVar("M", bound=BaseModel)
@@ -87,6 +88,7 @@ class _Reader:
     # (model, bytes) -> (model instance, document, sha256) of a file that checked cleanly: many installs
     # are byte-identical (`version: X` and nothing else), and models and documents are never mutated
     _parsed: dict = field(default_factory=dict)
+    recorded: Optional[ParsedInputs] = None  # documents parsed in earlier runs, by their bytes
 
     def __post_init__(self) -> None:
         self._clean.add(self.root)
@@ -160,6 +162,16 @@ class _Reader:
         known = self._parsed.get((model, raw))
         if known is not None:
             return Source(known[0], rel, known[1], known[2])
+        sha = hashlib.sha256(raw).hexdigest()
+        if self.recorded is not None:
+            doc = self.recorded.get(model.__name__, sha)
+            try:
+                obj = model.model_validate(doc.data) if doc is not None else None
+            except (ValidationError, RecursionError):  # not what was recorded: parse the file
+                obj = None
+            if obj is not None:
+                self._parsed[(model, raw)] = (obj, doc, sha)
+                return Source(obj, rel, doc, sha)
         try:
             doc = load_document(raw)
         except YamlProblem as exc:
@@ -181,7 +193,8 @@ class _Reader:
                 fld = field_name(loc).encode("unicode_escape").decode("ascii")  # a key may hold a newline
                 self.problem(rel, doc.line_of(loc), fld or "(document)", _message(err))
             return None
-        sha = hashlib.sha256(raw).hexdigest()
+        if self.recorded is not None:
+            self.recorded.add(model.__name__, sha, doc)
         self._parsed[(model, raw)] = (obj, doc, sha)
         return Source(obj, rel, doc, sha)
 
@@ -285,11 +298,12 @@ def _name_matches(reader: _Reader, src: Source, expected: str, what: str) -> Non
                        f"{actual!r} differs from the {what} {expected!r}; they must be equal")
 
 
-def load(root: Path, only_env: Optional[str] = None) -> Inputs:
+def load(root: Path, only_env: Optional[str] = None, parsed: Optional[ParsedInputs] = None) -> Inputs:
     """Read and check every input file under ``root``. Problems are collected in ``Inputs.problems``
-    (``plan`` raises them together with its own); only a missing root raises here."""
+    (``plan`` raises them together with its own); only a missing root raises here. ``parsed``: the
+    documents of files parsed in earlier runs (``parsedinputs``), and where this run's are recorded."""
     root = root.resolve()
-    reader = _Reader(root)
+    reader = _Reader(root, recorded=parsed)
     if not root.is_dir():
         raise InputError([Problem(str(root), 0, "", "environments folder does not exist")])
 
@@ -382,4 +396,6 @@ def load(root: Path, only_env: Optional[str] = None) -> Inputs:
         if platform:
             environments.append(EnvironmentInput(env_dir.name, platform, tuple(tenants)))
 
+    if parsed is not None:
+        parsed.save()
     return Inputs(root, publishers, catalog, tuple(environments), tuple(reader.problems), frozenset(broken))
