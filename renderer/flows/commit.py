@@ -84,7 +84,8 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
             content_id=snap.blob_id if keep else None))
         files = _read_output(out)
     claims, notes = held.claims()
-    kept = {path: {f"{path}/{name}": (BLOB, oid) for name, oid in ids} for path, ids in result.unchanged.items()}
+    # the head's files of the bundles the kept index kept (result.unchanged: their ids, listed from that tree)
+    kept = snap.kept_files(result.unchanged) if snap is not None else {}
     for path, data in result.unchanged_apps.items():  # the head's copy when it is the same bytes
         oid = snap.holds(path, data)
         if oid is not None:

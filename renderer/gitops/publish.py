@@ -122,20 +122,38 @@ class Snapshot:
         return held_claims(self._git, self.base, self.tree) if self._git is not None else ([], [])
 
     @cached_property
-    def _folders(self) -> dict[str, list[tuple[str, str]]]:
-        """{bundle folder: [(file name, blob id), ...]} of the head, grouped once per snapshot."""
-        grouped: dict[str, list[tuple[str, str]]] = {}
+    def _grouped(self) -> dict[str, tuple[list[tuple[str, str]], Tree]]:
+        """{bundle folder: ([(file name, blob id), ...], {path: (BLOB, blob id)})} of the files
+        right in each bundle folder of the head, grouped once per snapshot (the second holds the
+        tree's own path strings: what ``kept_files`` hands on, made once, not per kept file)."""
+        grouped: dict[str, tuple[list, dict]] = {}
         other: set[str] = set()  # folders that are not bundle folders (each checked once)
-        for path, (_mode, oid) in self.tree.items():
+        last, found = None, None
+        for path, entry in self.tree.items():
             folder, _, name = path.rpartition("/")
-            items = grouped.get(folder)
-            if items is None:
-                if folder in other or layout.parse_bundle(folder) is None:
-                    other.add(folder)
-                    continue
-                items = grouped[folder] = []
-            items.append((name, oid))
+            if folder != last:  # a folder's files come one after another (a subfolder's may come between)
+                last, found = folder, grouped.get(folder)
+                if found is None and folder not in other:
+                    if layout.parse_bundle(folder) is None:
+                        other.add(folder)
+                    else:
+                        found = grouped[folder] = ([], {})
+            if found is not None:
+                found[0].append((name, entry[1]))
+                found[1][path] = entry if entry[0] == BLOB else (BLOB, entry[1])
         return grouped
+
+    @cached_property
+    def _folders(self) -> dict[str, list[tuple[str, str]]]:
+        """{bundle folder: [(file name, blob id), ...]} of the head."""
+        return {folder: items for folder, (items, _) in self._grouped.items()}
+
+    def kept_files(self, bundle_paths: Iterable[str]) -> dict[str, Tree]:
+        """``{bundle path: {file path: (BLOB, blob id)}}`` of the files right in each bundle folder
+        given, as the head holds them: a kept bundle's files as the commit is to hold them (a file
+        of another mode, a link, is written back as a plain file). Callers only read them."""
+        grouped = self._grouped
+        return {path: grouped[path][1] for path in bundle_paths if path in grouped}
 
     def bundle_ids(self, bundle_paths: Iterable[str]) -> dict[str, tuple[tuple[str, str], ...]]:
         """``{bundle path: ((file name, blob id), ...)}`` at the head, from the tree alone (no
