@@ -1,6 +1,7 @@
 """How a JSON schema becomes a fast validator: the formats kubeconform asserts, the draft a
 schema is read in, Go-RE2 patterns for Python, and one schema compiled twice (jsonschema-rs for
-speed, jsonschema as the reference).
+speed, jsonschema as the reference). The reference engine (jsonschema, referencing) is imported
+only when a check asks for it: a run whose objects all pass never loads it.
 
 Where it sits: ``gates``, below ``gates.schemas`` (the store).
 """
@@ -18,9 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import jsonschema_rs
-import referencing
 
 from renderer.core.errors import OutsideSystemError
 from renderer.gates.schema_messages import (SchemaSetupError, SchemaViolation, _describe, _finish, _first_line,
@@ -72,22 +71,36 @@ _FAST_FORMATS = {
         "regex", "uuid")},
     **_FORMATS,
 }
-_FORMAT_CHECKER = jsonschema.FormatChecker(formats=())
-for _name, _check in _FORMATS.items():
-    _FORMAT_CHECKER.checks(_name)(_check)
+_FORMAT_CHECKERS: list = []
+
+
+def _format_checker() -> Any:
+    """The reference engine's checker of the same formats (made on first use)."""
+    if not _FORMAT_CHECKERS:
+        import jsonschema
+
+        checker = jsonschema.FormatChecker(formats=())
+        for name, check in _FORMATS.items():
+            checker.checks(name)(check)
+        _FORMAT_CHECKERS.append(checker)
+    return _FORMAT_CHECKERS[0]
 
 
 # --------------------------------------------------------------------------- drafts
 _DRAFTS = {
-    # $schema (without trailing '#') -> (jsonschema-rs class, jsonschema class, meta-schema URI)
-    "http://json-schema.org/draft-04/schema": (jsonschema_rs.Draft4Validator, jsonschema.Draft4Validator),
-    "http://json-schema.org/draft-06/schema": (jsonschema_rs.Draft6Validator, jsonschema.Draft6Validator),
-    "http://json-schema.org/draft-07/schema": (jsonschema_rs.Draft7Validator, jsonschema.Draft7Validator),
-    "https://json-schema.org/draft/2019-09/schema": (jsonschema_rs.Draft201909Validator,
-                                                      jsonschema.Draft201909Validator),
-    "https://json-schema.org/draft/2020-12/schema": (jsonschema_rs.Draft202012Validator,
-                                                      jsonschema.Draft202012Validator),
+    # $schema (without trailing '#') -> (jsonschema-rs class, name of the jsonschema class)
+    "http://json-schema.org/draft-04/schema": (jsonschema_rs.Draft4Validator, "Draft4Validator"),
+    "http://json-schema.org/draft-06/schema": (jsonschema_rs.Draft6Validator, "Draft6Validator"),
+    "http://json-schema.org/draft-07/schema": (jsonschema_rs.Draft7Validator, "Draft7Validator"),
+    "https://json-schema.org/draft/2019-09/schema": (jsonschema_rs.Draft201909Validator, "Draft201909Validator"),
+    "https://json-schema.org/draft/2020-12/schema": (jsonschema_rs.Draft202012Validator, "Draft202012Validator"),
 }
+
+
+def _reference_class(draft: str) -> Any:
+    import jsonschema
+
+    return getattr(jsonschema, _DRAFTS[draft][1])
 _DEFAULT_DRAFT = "http://json-schema.org/draft-04/schema"  # kubeconform: no $schema means draft-04
 
 
@@ -193,9 +206,11 @@ class _Compiled:
         return self._fast
 
     def _unusable(self, exc: BaseException | None) -> SchemaSetupError:
+        import jsonschema
+
         detail = f": {_first_line(exc)}" if exc is not None else ""
         try:
-            jsonschema.validators.validator_for(self.schema, default=_DRAFTS[self.draft][1]).check_schema(self.schema)
+            jsonschema.validators.validator_for(self.schema, default=_reference_class(self.draft)).check_schema(self.schema)
         except jsonschema.SchemaError as schema_error:
             detail = f": {_first_line(schema_error)}"
         return SchemaSetupError(f"{self.source}: not a usable JSON schema{detail}",
@@ -204,10 +219,10 @@ class _Compiled:
     @property
     def reference(self) -> Any:
         if self._reference is None:
-            cls = _DRAFTS[self.draft][1]
-            kwargs: dict[str, Any] = {"format_checker": _FORMAT_CHECKER}
+            cls = _reference_class(self.draft)
+            kwargs: dict[str, Any] = {"format_checker": _format_checker()}
             if self.builtin_dir is not None:
-                kwargs["registry"] = _builtin_definitions(self.builtin_dir)[2]
+                kwargs["registry"] = _reference_registry(self.builtin_dir)
             self._reference = cls(self.schema, **kwargs)
         return self._reference
 
@@ -226,7 +241,7 @@ class _Compiled:
 
 # Process-wide caches: a schema file is read and compiled once per process, whatever store asks.
 _COMPILED: dict[tuple[str, str], _Compiled | None] = {}
-_DEFINITIONS: dict[Path, tuple[dict, Any, Any]] = {}
+_DEFINITIONS: dict[Path, tuple[dict, Any]] = {}
 
 
 def _builtin_root() -> Path:
@@ -237,16 +252,29 @@ def _builtin_root() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "kubernetes-json-schema"
 
 
-def _builtin_definitions(folder: Path) -> tuple[dict, Any, Any]:
-    """``_definitions.json`` of one built-in folder: (contents, jsonschema-rs Registry, referencing Registry)."""
+def _builtin_definitions(folder: Path) -> tuple[dict, Any]:
+    """``_definitions.json`` of one built-in folder: (contents, jsonschema-rs Registry)."""
     if folder not in _DEFINITIONS:
         path = folder / "_definitions.json"
         contents = _read_json(path)
         uri = contents.get("$id", "https://kubernetes.io/api/_definitions.json")
-        fast = jsonschema_rs.Registry([(uri, contents)])
-        ref = referencing.Registry().with_resource(uri, referencing.Resource.from_contents(contents))
-        _DEFINITIONS[folder] = (contents, fast, ref)
+        _DEFINITIONS[folder] = (contents, jsonschema_rs.Registry([(uri, contents)]))
     return _DEFINITIONS[folder]
+
+
+_REFERENCE_REGISTRIES: dict[Path, Any] = {}
+
+
+def _reference_registry(folder: Path) -> Any:
+    """The same definitions as a ``referencing`` Registry, for the reference engine."""
+    if folder not in _REFERENCE_REGISTRIES:
+        import referencing
+
+        contents = _builtin_definitions(folder)[0]
+        uri = contents.get("$id", "https://kubernetes.io/api/_definitions.json")
+        _REFERENCE_REGISTRIES[folder] = referencing.Registry().with_resource(
+            uri, referencing.Resource.from_contents(contents))
+    return _REFERENCE_REGISTRIES[folder]
 
 
 _DIGESTS: dict[int, str] = {}

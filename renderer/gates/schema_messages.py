@@ -11,8 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-import jsonschema
+from typing import TYPE_CHECKING
+
 import jsonschema_rs
+
+if TYPE_CHECKING:  # jsonschema (the reference engine) is imported only when a check uses it
+    import jsonschema
 
 from renderer.core.errors import RenderError
 
