@@ -5,10 +5,12 @@
 Generates N bundles (bench/generate.py), loads and plans them, then for each bundle runs what
 ``pipeline.build._render_range`` runs, one stage at a time, and prints CPU milliseconds per bundle
 (``time.process_time``: less sensitive to other jobs than wall time) for each stage and its share:
-render (Jinja, slots, the YAML writer, bundle.json), and within it each part; the schema gate; the
-policy gate (regorus); the Application; the isolation facts; writing the files (the kernel's file
-creation). The first bundle warms the caches (compiled schemas, parsed template shapes) and is
-not counted. Prints ratios, asserts nothing.
+render (Jinja, the slots filled and the objects written through their shape's compiled YAML,
+bundle.json), and within it each part; the schema gate; the policy gate (regorus, on the chunk's
+bundles four to an evaluation, as a worker runs it: ``BundleGates.prefetch`` and ``check``); the
+Application; the isolation facts; writing the files (the kernel's file creation). The first
+chunk warms the caches (compiled schemas, parsed template shapes) and is not counted. Prints
+ratios, asserts nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from renderer.core.resources import POLICIES, TEMPLATES  # noqa: E402
 from renderer.pipeline import render as render_module  # noqa: E402
 from renderer.pipeline.load import load  # noqa: E402
 from renderer.pipeline.plan import plan  # noqa: E402
+from renderer.pipeline.build import CHUNK  # noqa: E402
+from renderer.pipeline.skeletons import Shape  # noqa: E402
 from renderer.pipeline.validate import BundleGates  # noqa: E402
 from renderer.pipeline.write import Staging  # noqa: E402
 
@@ -59,7 +63,7 @@ def main() -> None:
                         help="custom-resource schemas (default $RENDER_SCHEMA_LOCATION, else the shipped ones)")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-stages-"))
-    envs = plan(load(generate(work / "environments", args.bundles + 1)), "bench")
+    envs = plan(load(generate(work / "environments", args.bundles + CHUNK)), "bench")
     plans = [p for e in envs for p in e.bundles]
     renderer = render_module.Renderer(TEMPLATES)
     locations = args.schema_location or [p for p in os.environ.get("RENDER_SCHEMA_LOCATION", "").split(",") if p]
@@ -69,26 +73,30 @@ def main() -> None:
     staging.mkdir(parents=True)
 
     inner = Clock()  # the parts of render, through the names render.py calls
-    for name, label in (("bundle_context", "context"), ("dump", "YAML writer"), ("bundle_json", "bundle.json")):
+    for name, label in (("bundle_context", "context"), ("bundle_json", "bundle.json")):
         inner.wrap(render_module, name, label)
-    inner.wrap(renderer._skeletons, "objects", "slots filled")
+    inner.wrap(Shape, "written", "slots filled, YAML written")
     for template in renderer._templates.values():
         inner.wrap(template, "render", "Jinja (with the slot values)")
 
     outer = Clock()
-    for i, p in enumerate(plans):
-        kv = p.platform.kubernetesVersion
-        if i == 1:
+    for start in range(0, len(plans), CHUNK):  # a worker's chunk: render them all, then the gates
+        if start == CHUNK:
             outer.spent.clear()
             inner.spent.clear()
-        bundle = outer.time("render", renderer.render_bundle, p)
-        outer.time("schema gate", gates.check_objects, p.path, bundle.objects, kv)
-        info = json.loads(dict(bundle.files)["bundle.json"])
-        outer.time("policy gate", gates.check_policies, p.path, bundle.objects, info, plain=True)
-        outer.time("Application", renderer.render_application, p)
-        outer.time("isolation facts", gates.facts, bundle)
-        outer.time("write files", Staging.write_into, staging, p.path, bundle.files)
-    counted = len(plans) - 1
+        chunk = plans[start:start + CHUNK]
+        bundles = [outer.time("render", renderer.render_bundle, p) for p in chunk]
+        outer.time("policy gate", gates.prefetch, bundles)
+        for p, bundle in zip(chunk, bundles):
+            kv = p.platform.kubernetesVersion
+            outer.time("schema gate", gates.check_objects, p.path, bundle.objects, kv)
+            info = json.loads(dict(bundle.files)["bundle.json"])
+            if not outer.time("policy gate", gates.proved_clean, bundle):
+                outer.time("policy gate", gates.check_policies, p.path, bundle.objects, info, plain=True)
+            outer.time("Application", renderer.render_application, p)
+            outer.time("isolation facts", gates.facts, bundle)
+            outer.time("write files", Staging.write_into, staging, p.path, bundle.files)
+    counted = len(plans) - CHUNK
     total = sum(outer.spent.values())
     print(f"bench_stages: {counted} bundles, CPU per bundle (process time), {work}")
     for label, spent in sorted(outer.spent.items(), key=lambda kv: -kv[1]):

@@ -80,7 +80,7 @@ class BundleGates:
         files. Returns the violations and this bundle's verdict key."""
         out = self.check_objects(bundle.path, bundle.objects, kubernetes_version)
         key = policy_key(self.policy_digest, bundle.files)
-        if policies and key not in passed and key not in self._clean:
+        if policies and key not in passed and not self.proved_clean(bundle, key):
             out += self.check_policies(bundle.path, bundle.objects, json.loads(dict(bundle.files)["bundle.json"]),
                                        plain=rendered)
         return out, key
@@ -121,6 +121,10 @@ class BundleGates:
             if len(group) > 1 and self._policy.all_clean(
                     [(b.path, b.objects, json.loads(dict(b.files)["bundle.json"])) for b, _ in group], plain=True):
                 self._clean.update(key for _, key in group)
+
+    def proved_clean(self, bundle, key: Optional[str] = None) -> bool:
+        """Whether the last ``prefetch`` proved this bundle's exact bytes clean."""
+        return (key or policy_key(self.policy_digest, bundle.files)) in self._clean
 
     @staticmethod
     def facts(bundle) -> dict:
