@@ -15,23 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.policy_cases import (BROKEN, BUNDLE_CASES, FULL, OTHER_TENANT, POLICIES, TENANT, WITH_PREFIXES, Bundle,
-                          render_examples, rules)
+                          rules)
 from renderer.gates.policy import PolicyEngine, PolicyError, run_policy_unit_tests
-
-
-@pytest.fixture(scope="module")
-def engine() -> PolicyEngine:
-    return PolicyEngine(POLICIES)
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, tuple[dict[str, dict], dict]]:
-    return render_examples()
-
-
-@pytest.fixture
-def full(rendered) -> Bundle:
-    return Bundle(FULL, *rendered[FULL])
 
 
 # ---------------------------------------------------------------- the Rego unit tests

@@ -8,20 +8,10 @@ import json
 
 import pytest
 
-from tests.support.policy_cases import BROKEN, FULL, POLICIES, Bundle, render_examples
+from tests.support.policy_cases import BROKEN, FULL, POLICIES, Bundle
 from renderer.gates.policy import PolicyEngine, bundle_input
 from renderer.core.yamlio import dump
 from renderer.pipeline.validate import BundleGates
-
-
-@pytest.fixture(scope="module")
-def engine() -> PolicyEngine:
-    return PolicyEngine(POLICIES)
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, tuple[dict[str, dict], dict]]:
-    return render_examples()
 
 
 def others(rendered, n: int = 3) -> list[Bundle]:

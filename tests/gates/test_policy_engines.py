@@ -11,13 +11,8 @@ import shutil
 import pytest
 
 from tests.support.opa_oracle import OpaOracle, OracleError
-from tests.support.policy_cases import BROKEN, FULL, POLICIES, Bundle, render_examples
+from tests.support.policy_cases import BROKEN, POLICIES, Bundle
 from renderer.gates.policy import PolicyEngine, bundle_input, run_policy_unit_tests
-
-
-@pytest.fixture(scope="module")
-def engine() -> PolicyEngine:
-    return PolicyEngine(POLICIES)
 
 
 @pytest.fixture(scope="module")
@@ -25,16 +20,6 @@ def opa():
     oracle = OpaOracle(POLICIES)
     yield oracle
     oracle.close()
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, tuple[dict[str, dict], dict]]:
-    return render_examples()
-
-
-@pytest.fixture
-def full(rendered) -> Bundle:
-    return Bundle(FULL, *rendered[FULL])
 
 
 def combined(bundle: Bundle) -> list[dict]:
