@@ -44,7 +44,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 from renderer.core import layout
 from renderer.pipeline.plan import BundlePlan
 from renderer.pipeline.provenance import signature_record
-from renderer.pipeline.validate import facts_from_json
+from renderer.pipeline.audit import facts_from_json
 
 VERSION = "v2"
 DATABASE = "index.sqlite"

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from renderer.pipeline.audit import EnvironmentAudit, bundle_facts, facts_from_json, object_id  # noqa: F401  (re-exported)
+from renderer.pipeline.audit import bundle_facts, object_id
 
 from renderer.pipeline.plan import fingerprint_files
 from renderer.gates.policy import PolicyEngine, policy_files

@@ -22,7 +22,7 @@ from renderer.pipeline.ceilings import needs
 from renderer.pipeline.load import _Reader, _read_regular, load
 from renderer.pipeline.models import PluginInstall
 from renderer.pipeline.plan import plan
-from renderer.pipeline.validate import facts_from_json
+from renderer.pipeline.audit import facts_from_json
 
 T1 = "4f1c2b7e-9a0d-4c1e-8b2f-3d5e6a7b8c9d"  # lesson-summarizer and quiz-generator in dev
 T2 = "riverside-academy"  # grade-sync and quiz-generator in dev
