@@ -24,7 +24,6 @@ from yaml import CSafeDumper as _Dumper  # yamlio refuses a PyYAML without LibYA
 
 STR_TAG = "tag:yaml.org,2002:str"
 MEMO_LIMIT = 200_000  # distinct scalars remembered per process (keys, names, literals repeat a lot)
-_MEMO_LIMIT = MEMO_LIMIT
 
 
 class _BlockDumper(_Dumper):
@@ -80,7 +79,7 @@ def _scalar(value: Any) -> str:
             text = dump_reference({"k": value}).decode()[3:-1]
             if _BREAKS.search(text):
                 raise _Fallback  # a line break (YAML counts five): its text depends on the indentation
-        if len(_value_text) < _MEMO_LIMIT:
+        if len(_value_text) < MEMO_LIMIT:
             _value_text[value] = text
     return text
 
@@ -101,7 +100,7 @@ def _block(value: str, indent: int) -> str:
         if not header.startswith("|") or header.endswith("+") or "\r" in body or _BREAKS.search(body.replace("\n", "")):
             raise _Fallback
         parts = (header, tuple(body.split("\n")[:-1]))
-        if len(_block_text) < _MEMO_LIMIT:
+        if len(_block_text) < MEMO_LIMIT:
             _block_text[value] = parts
     header, lines = parts
     pad = " " * indent
@@ -117,7 +116,7 @@ def _key(value: Any) -> str:
         if not text.endswith(": 1\n") or text.startswith("? ") or _BREAKS.search(text[:-1]):
             raise _Fallback
         text = text[:-4]
-        if len(_key_text) < _MEMO_LIMIT:
+        if len(_key_text) < MEMO_LIMIT:
             _key_text[value] = text
     return text
 

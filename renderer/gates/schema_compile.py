@@ -9,6 +9,7 @@ Where it sits: ``gates``, below ``gates.schemas`` (the store).
 from __future__ import annotations
 
 import calendar
+import functools
 import importlib.util
 import hashlib
 import json
@@ -71,19 +72,17 @@ _FAST_FORMATS = {
         "regex", "uuid")},
     **_FORMATS,
 }
-_FORMAT_CHECKERS: list = []
 
 
+@functools.cache
 def _format_checker() -> Any:
     """The reference engine's checker of the same formats (made on first use)."""
-    if not _FORMAT_CHECKERS:
-        import jsonschema
+    import jsonschema
 
-        checker = jsonschema.FormatChecker(formats=())
-        for name, check in _FORMATS.items():
-            checker.checks(name)(check)
-        _FORMAT_CHECKERS.append(checker)
-    return _FORMAT_CHECKERS[0]
+    checker = jsonschema.FormatChecker(formats=())
+    for name, check in _FORMATS.items():
+        checker.checks(name)(check)
+    return checker
 
 
 # --------------------------------------------------------------------------- drafts

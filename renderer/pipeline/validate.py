@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from renderer.pipeline.audit import bundle_facts, object_id
-
 from renderer.pipeline.plan import fingerprint_files
 from renderer.gates.policy import PolicyEngine, policy_files
 from renderer.pipeline.render import files_digest
