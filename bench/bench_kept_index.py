@@ -47,7 +47,8 @@ def real_entries() -> list[tuple[str, object, tuple, object]]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             build(BuildRequest(env_dir=EXAMPLE, out=Path(tmp) / "out", offline=True, cache_dir=Path(tmp) / "cache",
-                               jobs=1, content_ids=lambda plans: {}, content_id=_id))
+                               jobs=1, folder_ids=lambda plans: {},
+                               folder_id=lambda files: _id(repr(sorted(files)).encode())))
     finally:
         keptindex.KeptIndex.put = put
     return recorded

@@ -80,11 +80,11 @@ def _render(request: CommitFlowRequest, snap: Optional[Snapshot]) -> Rendered:
         result = build(dataclasses.replace(
             request.build, out=out, only=None, reuse=_reuse(snap) if keep else None,
             deployed=_deployed(snap) if snap else None, held=held,
-            content_ids=(lambda plans: snap.bundle_ids(p.path for p in plans)) if keep else None,
-            content_id=snap.blob_id if keep else None))
+            folder_ids=(lambda plans: snap.bundle_ids(p.path for p in plans)) if keep else None,
+            folder_id=snap.folder_id if keep else None))
         files = _read_output(out)
     claims, notes = held.claims()
-    # the head's files of the bundles the kept index kept (result.unchanged: their ids, listed from that tree)
+    # the head's folders of the bundles the kept index kept (result.unchanged: their ids, from its outline)
     kept = snap.kept_files(result.unchanged) if snap is not None else {}
     for path, data in result.unchanged_apps.items():  # the head's copy when it is the same bytes
         oid = snap.holds(path, data)
@@ -218,4 +218,5 @@ def _owned_by(only: str, result: BuildResult):
                 owned.add(f"{argocd}/{layout.application_file(p.names.app)}")
                 projects.append(f"{argocd}/appproject-")
     prefixes = tuple(folders + projects)
-    return lambda path: path in owned or bool(prefixes) and path.startswith(prefixes)
+    # a path in a bundle folder, or the folder itself (a kept bundle's folded folder: gitops.outline)
+    return lambda path: path in owned or bool(prefixes) and (path + "/").startswith(prefixes)

@@ -19,6 +19,7 @@ from renderer.core.layout import GITATTRIBUTES, README, ROOT_FILES, unit_of
 from renderer.core.layout import MANAGED_MARKER as MARKER
 from renderer.gitops import report as diffmod
 from renderer.gitops.git import BLOB, Git, Tree
+from renderer.gitops.outline import is_folded, unfold
 from renderer.gitops.request import Rendered
 from renderer.gitops.texts import gitattributes_text, marker_text, readme_text
 
@@ -101,8 +102,8 @@ def check_mass_delete(before: Tree, after: Tree, share: float, allow: bool) -> l
     """Problems when a commit deletes more than ``share`` of an environment's bundles."""
     def bundles(tree: Tree) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
-        for path in tree:
-            if not path.endswith("/" + layout.BUNDLE_JSON):  # one per bundle: look no further at the others
+        for path, entry in tree.items():
+            if not path.endswith("/" + layout.BUNDLE_JSON) and not is_folded(entry):  # one per bundle
                 continue
             m = layout.parse_bundle(unit_of(path))
             if m:
@@ -110,7 +111,7 @@ def check_mass_delete(before: Tree, after: Tree, share: float, allow: bool) -> l
         return out
 
     removed = before.keys() - after.keys()  # nothing deleted (the usual run): nothing to count
-    if not any(path.endswith("/" + layout.BUNDLE_JSON) for path in removed):
+    if not any(path.endswith("/" + layout.BUNDLE_JSON) or is_folded(before[path]) for path in removed):
         return []
     b, a = bundles(before), bundles(after)
     problems = []
@@ -172,6 +173,32 @@ def _static_files() -> dict[str, bytes]:
             MARKER: marker_text().encode()}
 
 
+def _in_scope(unit: str, rendered: Rendered, rendered_units) -> bool:
+    """Whether a run that rendered ``rendered`` decides what ``unit`` holds (else it stays as it is)."""
+    if unit in ROOT_FILES or unit in rendered_units:
+        return True
+    if rendered.only is not None:
+        return False
+    parts = unit.split("/")
+    if len(parts) < 2 or parts[1] not in layout.RENDERED_FOLDERS or parts[0].startswith("."):
+        return False
+    return rendered.all_envs or parts[0] in rendered.envs
+
+
+def opened(g: Git, tree: Tree, rendered: Rendered) -> Tree:
+    """The tree to plan ``rendered`` on: ``tree`` (a head's outline, ``gitops.outline``) with the
+    files of each folded bundle folder the run decides and does not keep as the tree holds it."""
+    units = {unit_of(path) for path in rendered.files} | rendered.kept.keys()
+    return unfold(g, tree, [u for u, e in tree.items() if is_folded(e) and rendered.kept.get(u) != {u: e}
+                            and _in_scope(u, rendered, units)])
+
+
+def reopened(g: Git, tree: Tree, change: "Change") -> Tree:
+    """``tree`` (an outline of a head that moved) with the files of each folded folder that
+    ``change`` wants otherwise, for ``rebase``."""
+    return unfold(g, tree, [u for u, want in change.desired_all.items() if is_folded(tree.get(u)) and want != {u: tree[u]}])
+
+
 def plan_commit(start_tree: Tree, rendered: Rendered, g: Git) -> Change:
     files = dict(rendered.files)
     files.update(_static_files())
@@ -184,21 +211,10 @@ def plan_commit(start_tree: Tree, rendered: Rendered, g: Git) -> Change:
     for unit, files in rendered.kept.items():  # as the head holds them: no bytes needed
         rendered_units.setdefault(unit, {}).update(files)
     start_units = _by_unit(start_tree)
-
-    def in_scope(unit: str) -> bool:
-        if unit in ROOT_FILES or unit in rendered_units:
-            return True
-        if rendered.only is not None:
-            return False
-        parts = unit.split("/")
-        if len(parts) < 2 or parts[1] not in layout.RENDERED_FOLDERS or parts[0].startswith("."):
-            return False
-        return rendered.all_envs or parts[0] in rendered.envs
-
     notes: list[str] = list(rendered.notes)
     desired_all: dict[str, Tree] = {}
     for unit in sorted(set(start_units) | set(rendered_units)):
-        if in_scope(unit):  # a held bundle comes with its hold file; a released one without
+        if _in_scope(unit, rendered, rendered_units):  # a held bundle comes with its hold file; a released one without
             desired_all[unit] = rendered_units.get(unit, {})
     want_changed = {u: w for u, w in desired_all.items() if w != start_units.get(u, {})}
     start_changed = {u: start_units.get(u, {}) for u in want_changed}

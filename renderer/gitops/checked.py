@@ -52,10 +52,13 @@ class CheckedTrees:
         except OSError:
             pass
 
-    def check(self, g: Git, commit: Optional[str], tree: Union[Tree, Callable[[], Tree]], display: str) -> None:
+    def check(self, g: Git, commit: Optional[str], tree: Union[Tree, Callable[[], Tree]], display: str,
+              tree_id: Optional[str] = None) -> None:
         """``check_managed`` of ``commit``'s ``tree`` (or of what the function given returns: it is
-        called only when needed), unless this tree passed it before."""
-        tree_id = g.object_id(f"{commit}^{{tree}}") if commit else None
+        called only when needed), unless this tree passed it before. ``tree_id``: the commit's
+        tree id, when the caller has it."""
+        if tree_id is None:
+            tree_id = g.object_id(f"{commit}^{{tree}}") if commit else None
         if self.knows(tree_id):
             return
         check_managed(tree() if callable(tree) else tree, g, display)

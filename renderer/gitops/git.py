@@ -31,6 +31,7 @@ DEFAULT_NAME = RENDERER
 DEFAULT_EMAIL = "render@adapstory.invalid"
 NETWORK_TIMEOUT = 300.0
 BLOB = "100644"
+TREE = "040000"  # as ``ls-tree`` shows a folder's mode (an outline's folded bundle folder: gitops.outline)
 PACK_THRESHOLD = 64  # more new blobs than this are written as one pack
 
 Tree = dict  # path -> (mode, object id)
@@ -279,7 +280,7 @@ class Git:
                     folders = {k: v for k, v in folders.items() if k[:len(names)] != names}
                 node[names[-1]] = (mode, oid)
         trees: list[tuple[bytes, bytes]] = []
-        root_id = _serialise(root, trees, self._hash_tree, self.empty_tree)
+        root_id = _serialise(root, trees, self.hash_tree, self.empty_tree)
         return self._write_trees(trees) if root_id else self._write_trees([])
 
     def _make_tree_in_index(self, base: Optional[str], changes, tmp: Path) -> str:
@@ -297,9 +298,9 @@ class Git:
 
     @property
     def empty_tree(self) -> str:
-        return self._hash_tree(b"")
+        return self.hash_tree(b"")
 
-    def _hash_tree(self, content: bytes) -> str:
+    def hash_tree(self, content: bytes) -> str:
         h = hashlib.new(self.object_format)
         h.update(b"tree %d\0" % len(content))
         h.update(content)
@@ -332,6 +333,18 @@ class Git:
             if not todo:
                 break
         return root
+
+    def folders(self, oids: list[str]) -> list[dict[str, tuple[str, str]]]:
+        """The entries (name -> (mode, id)) of each tree ``oids`` names, read with one ``cat-file
+        --batch``; raises when one is missing or not a tree."""
+        out: list[dict[str, tuple[str, str]]] = []
+        if not oids:
+            return out
+        for oid, (kind, got, body) in zip(oids, self._read_objects(list(oids))):
+            if (kind, got) != ("tree", oid):
+                raise GitFailed(f"git object {oid} is missing from {self.path} (or is not a folder)")
+            out.append({name.decode("utf-8", "surrogateescape"): entry for name, entry in self._tree_entries(body).items()})
+        return out
 
     def _require_blobs(self, oids: list[str]) -> None:
         """Every blob the changes name is stored (one ``cat-file --batch-check``, nothing read)."""
@@ -373,7 +386,7 @@ class Git:
         the entries its own way: ids other than those computed here are refused. Returns the last.
         (``--missing``: entries are the base's or checked blobs; a lookup of each costs more than
         all the rest in a repository of loose trees.)"""
-        want = [self._hash_tree(content) for content, _ in trees] or [self.empty_tree]
+        want = [self.hash_tree(content) for content, _ in trees] or [self.empty_tree]
         args = ("mktree", "-z", "--missing", "--batch") if trees else ("mktree",)
         code, out, err = self.run(*args, stdin=b"".join(records + b"\0" for _, records in trees), check=False)
         if code != 0:

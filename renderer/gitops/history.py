@@ -18,6 +18,7 @@ from typing import Optional
 from renderer.core import layout
 from renderer.gitops.changes import _json
 from renderer.gitops.git import Git, Tree
+from renderer.gitops.outline import folder_files
 
 RENDERER_TRAILER = "Renderer-Version: "
 HISTORY_LIMIT = 200  # first-parent commits searched for render's last commit and earlier states
@@ -140,7 +141,7 @@ def _reverts(g: Git, head: str, tree: Tree, known: set[str]) -> list[HeldClaim]:
 
 
 def _files(g: Git, tree: Tree, bundle: str) -> tuple:
-    entries = [(p.rsplit("/", 1)[1], oid) for p, (_m, oid) in tree.items() if p.startswith(bundle + "/")
-               and "/" not in p[len(bundle) + 1:]]
+    """(name, bytes) of the files right in a bundle folder of ``tree`` (a listing or an outline)."""
+    entries = folder_files(g, tree, bundle)
     blobs = g.read_blobs(oid for _, oid in entries)
     return tuple(sorted((name, blobs[oid]) for name, oid in entries))

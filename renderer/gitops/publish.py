@@ -27,11 +27,14 @@ from renderer.gitops.changes import (
     apply,
     check_mass_delete,
     file_changes,
+    opened,
     plan_commit,
     rebase,
+    reopened,
 )
 from renderer.gitops.checked import CheckedTrees
 from renderer.gitops.git import BLOB, Git, Tree
+from renderer.gitops.outline import Outlines, files_id, fold, folder_files, is_folded, unfold
 from renderer.gitops.history import HeldClaim, held_claims
 from renderer.gitops.request import Rendered
 from renderer.gitops.texts import commit_message
@@ -104,11 +107,13 @@ class CommitRequest:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The GitOps branch's head as a run found it: what is deployed, and the bytes of it on demand."""
+    """The GitOps branch's head as a run found it: what is deployed, and the bytes of it on demand.
+    Its ``tree`` is the head's outline (``gitops.outline``): each bundle folder of files only is
+    one ``(TREE, id)`` entry, the id the kept index knows it by; its files are read when asked."""
 
     branch: str
     base: Optional[str]
-    _listing: Callable[[], Tree]  # the head's tree (``Git.tree_later``: waits for the listing)
+    _listing: Callable[[], Tree]  # the head's outline (waits for the listing when it was not recorded)
     _read: Callable[[Iterable[str]], dict]
     _git: Optional[Git] = None
 
@@ -122,61 +127,46 @@ class Snapshot:
         return held_claims(self._git, self.base, self.tree) if self._git is not None else ([], [])
 
     @cached_property
-    def _grouped(self) -> dict[str, tuple[list[tuple[str, str]], Tree]]:
-        """{bundle folder: ([(file name, blob id), ...], {path: (BLOB, blob id)})} of the files
-        right in each bundle folder of the head, grouped once per snapshot (the second holds the
-        tree's own path strings: what ``kept_files`` hands on, made once, not per kept file)."""
-        grouped: dict[str, tuple[list, dict]] = {}
-        other: set[str] = set()  # folders that are not bundle folders (each checked once)
-        last, found = None, None
-        for path, entry in self.tree.items():
-            folder, _, name = path.rpartition("/")
-            if folder != last:  # a folder's files come one after another (a subfolder's may come between)
-                last, found = folder, grouped.get(folder)
-                if found is None and folder not in other:
-                    if layout.parse_bundle(folder) is None:
-                        other.add(folder)
-                    else:
-                        found = grouped[folder] = ([], {})
-            if found is not None:
-                found[0].append((name, entry[1]))
-                found[1][path] = entry if entry[0] == BLOB else (BLOB, entry[1])
-        return grouped
-
-    @cached_property
-    def _folders(self) -> dict[str, list[tuple[str, str]]]:
-        """{bundle folder: [(file name, blob id), ...]} of the head."""
-        return {folder: items for folder, (items, _) in self._grouped.items()}
+    def _folded(self) -> dict[str, tuple[str, str]]:
+        """{bundle folder: (TREE, id)} of the head's folded bundle folders."""
+        return {path: entry for path, entry in self.tree.items() if is_folded(entry) and layout.parse_bundle(path)}
 
     def kept_files(self, bundle_paths: Iterable[str]) -> dict[str, Tree]:
-        """``{bundle path: {file path: (BLOB, blob id)}}`` of the files right in each bundle folder
-        given, as the head holds them: a kept bundle's files as the commit is to hold them (a file
-        of another mode, a link, is written back as a plain file). Callers only read them."""
-        grouped = self._grouped
-        return {path: grouped[path][1] for path in bundle_paths if path in grouped}
+        """``{bundle path: {bundle path: (TREE, id)}}``: a kept bundle's folder as the head holds
+        it (the commit leaves it as it is). Callers only read them."""
+        folded = self._folded
+        return {path: {path: folded[path]} for path in bundle_paths if path in folded}
 
-    def bundle_ids(self, bundle_paths: Iterable[str]) -> dict[str, tuple[tuple[str, str], ...]]:
-        """``{bundle path: ((file name, blob id), ...)}`` at the head, from the tree alone (no
-        file is read), for the bundles given that the head holds."""
-        folders = self._folders
-        return {path: tuple(sorted(folders[path])) for path in set(bundle_paths) if path in folders}
+    def bundle_ids(self, bundle_paths: Iterable[str]) -> dict[str, str]:
+        """``{bundle path: id of its folder}`` at the head, from the outline alone (no file is
+        read), for the bundles given that the head holds as a folder of files."""
+        folded = self._folded
+        return {path: folded[path][1] for path in set(bundle_paths) if path in folded}
+
+    def folder_id(self, files: Iterable[tuple[str, bytes]]) -> str:
+        """The id a bundle folder of these (name, bytes) files gets (what ``bundle_ids`` lists)."""
+        return files_id(self._git, files)
 
     def holds(self, path: str, data: bytes) -> Optional[str]:
         """The blob id of ``path`` when the head holds exactly ``data`` there as a plain file."""
         oid = self._git.blob_id(data)
         return oid if self.tree.get(path) == (BLOB, oid) else None
 
-    def blob_id(self, data: bytes) -> str:
-        """The id git gives ``data`` as a blob in this repository (what ``bundle_ids`` lists)."""
-        return self._git.blob_id(data)
-
     def bundle_files(self, bundle_paths: Iterable[str], names: Optional[Iterable[str]] = None) -> dict[str, dict[str, bytes]]:
         """``{bundle path: {file name: bytes}}`` at the head, for the bundles given (all their files,
         or only ``names``), read in one batch."""
-        folders = self._folders
         only = set(names) if names is not None else None
-        entries = {path: [(name, oid) for name, oid in folders[path] if only is None or name in only]
-                   for path in set(bundle_paths) if path in folders}
+        wanted = set(bundle_paths)
+        folded = sorted(wanted & self._folded.keys())
+        found = {path: [(name, e[1]) for name, e in entries.items() if not is_folded(e)]
+                 for path, entries in zip(folded, self._git.folders([self._folded[p][1] for p in folded]))}
+        rest = wanted - found.keys()
+        if rest:  # a bundle folder the outline could not fold (one with a folder in it), or none at all
+            for path, entry in self.tree.items():
+                folder, _, name = path.rpartition("/")
+                if folder in rest:
+                    found.setdefault(folder, []).append((name, entry[1]))
+        entries = {path: [(name, oid) for name, oid in items if only is None or name in only] for path, items in found.items()}
         entries = {path: items for path, items in entries.items() if items}
         blobs = self._read(oid for items in entries.values() for _, oid in items)
         return {path: {name: blobs[oid] for name, oid in sorted(items)} for path, items in entries.items()}
@@ -185,9 +175,10 @@ class Snapshot:
 class Repo:
     """An opened GitOps repo (``open_repo``): snapshot its head, then commit or diff against it."""
 
-    def __init__(self, ws: Workspace, checked: CheckedTrees):
+    def __init__(self, ws: Workspace, checked: CheckedTrees, outlines: Optional[Outlines] = None):
         self.ws = ws
         self.checked = checked
+        self.outlines = outlines or Outlines(None)
 
     @property
     def display(self) -> str:
@@ -196,15 +187,26 @@ class Repo:
     def snapshot(self) -> Snapshot:
         ws = self.ws
         base = ws.head(ws.branch)
+        tree_id = ws.g.object_id(f"{base}^{{tree}}") if base else None
+        recorded = self.outlines.get(ws.g, tree_id)
+        if recorded is not None:  # a head this machine listed or committed: nothing to list
+            self.checked.check(ws.g, base, lambda: ws.g.tree(base), ws.display, tree_id)
+            return Snapshot(ws.branch, base, lambda: recorded, ws.g.read_blobs, ws.g)
         listing = ws.g.tree_later(base)  # listed while the caller loads and plans its inputs
-        self.checked.check(ws.g, base, listing, ws.display)
-        return Snapshot(ws.branch, base, listing, ws.g.read_blobs, ws.g)
+        self.checked.check(ws.g, base, listing, ws.display, tree_id)
+
+        def outline() -> Tree:
+            folded = fold(ws.g, listing())
+            self.outlines.put(tree_id, folded)
+            return folded
+
+        return Snapshot(ws.branch, base, outline, ws.g.read_blobs, ws.g)
 
     def diff(self, request: CommitRequest) -> diffmod.Report:
         """What ``commit`` would change, never writing to the repository."""
         ws, opts = self.ws, request.options
         base = request.base
-        tree = request.base_tree(ws.g)
+        tree = _planning_tree(ws.g, request.base_tree(ws.g), request.rendered)
         change = plan_commit(tree, request.rendered, ws.g)
         new, edits = apply(tree, change)
         refusals = check_mass_delete(tree, new, opts.max_delete_share, opts.allow_mass_delete)
@@ -218,7 +220,7 @@ class Repo:
         ws, opts = self.ws, request.options
         with ws.locked():
             start = request.base
-            start_tree = request.base_tree(ws.g)
+            start_tree = _planning_tree(ws.g, request.base_tree(ws.g), request.rendered)
             change = plan_commit(start_tree, request.rendered, ws.g)
             head = ws.head(ws.branch)
             clean: Callable[[], None] = _nothing
@@ -228,18 +230,16 @@ class Repo:
                 clean = ws.clean_later()
             tree = start_tree
             if head != start:
-                tree = ws.g.tree(head)
-                self.checked.check(ws.g, head, tree, ws.display)
-                change = rebase(change, tree)
+                tree, change = _moved(ws.g, head, change, self.checked, ws.display)
             outcome = Outcome(ws.display, ws.branch, head, notes=ws.notes + change.notes,
                               kept=sum(1 for unit, files in request.rendered.kept.items()
-                                       if f"{unit}/{layout.BUNDLE_JSON}" in files))
+                                       if f"{unit}/{layout.BUNDLE_JSON}" in files or is_folded(files.get(unit))))
 
             def message(report: diffmod.Report) -> str:
                 return commit_message(report, request.rendered, outcome.notes)
 
             return _publish_change(ws, head, tree, change, outcome, message, opts, "render commit", self.checked,
-                                   clean)
+                                   clean, self.outlines)
 
 
 @contextmanager
@@ -250,7 +250,7 @@ def open_repo(options: CommitOptions, *, write: bool) -> Iterator[Repo]:
         require_publishable(options.repo, options.push, "render commit")
     remote = is_url(options.repo) or (write and options.push)
     with workspace(options.repo, options.branch, remote=remote, write=write, lock=False, init=options.init) as ws:
-        yield Repo(ws, CheckedTrees(options.cache_dir))
+        yield Repo(ws, CheckedTrees(options.cache_dir), Outlines(options.cache_dir))
 
 
 def commit(rendered: Rendered, options: CommitOptions) -> Outcome:
@@ -265,12 +265,32 @@ def _nothing() -> None:
 
 
 def _count_bundles(tree: Tree) -> int:
-    return sum(1 for p in tree if p.endswith("/bundle.json") and layout.parse_bundle(unit_of(p)))
+    return sum(1 for p, e in tree.items() if (p.endswith("/bundle.json") or is_folded(e)) and layout.parse_bundle(unit_of(p)))
+
+
+def _planning_tree(g: Git, tree: Tree, rendered: Rendered) -> Tree:
+    """The tree a change of ``rendered`` is planned on: the head's outline with the folders the
+    run decides opened (``changes.opened``). A head given as a full listing is outlined first
+    when the run keeps folded bundle folders (their slices must compare with the head's)."""
+    if any(is_folded(e) for files in rendered.kept.values() for e in files.values()) and \
+            not any(is_folded(e) for e in tree.values()):
+        tree = fold(g, tree)
+    return opened(g, tree, rendered)
+
+
+def _moved(g: Git, head: str, change: Change, checked: CheckedTrees, display: str) -> tuple[Tree, Change]:
+    """A head that moved since the change was planned: checked, outlined, and the change
+    re-applied on it (``rebase``)."""
+    listing = g.tree(head)
+    checked.check(g, head, listing, display)
+    tree = reopened(g, fold(g, listing), change)
+    return tree, rebase(change, tree)
 
 
 def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Change, outcome: Outcome,
                     message: Callable[[diffmod.Report], str], opts: CommitOptions, what: str,
-                    checked: CheckedTrees, clean: Callable[[], None] = _nothing) -> Outcome:
+                    checked: CheckedTrees, clean: Callable[[], None] = _nothing,
+                    outlines: Optional[Outlines] = None) -> Outcome:
     """``clean``: waits for the working-tree check (``Workspace.clean_later``); it raises before
     anything is published or the working tree is moved."""
     target = (Published.REMOTE if ws.remote else Published.LOCAL) if ws.local else \
@@ -302,15 +322,15 @@ def _publish_change(ws: Workspace, base: Optional[str], tree: Tree, change: Chan
         if ws.publish(ws.branch, new, base, f"{what}: {ws.branch}"):
             outcome.commit, outcome.pushed, outcome.published = new, bool(ws.remote), target
             checked.add(tree_id)  # render wrote it on a tree that passed the check: the next run need not check it
+            if outlines is not None:  # ... nor list it
+                outlines.put(tree_id, fold(ws.g, new_tree))
             ws.sync_local(ws.branch, new)
             return outcome
         # the branch moved under us: start again from its new head, with only our own units
         time.sleep(random.uniform(0.05, 0.3) * attempt)
         ws.fetch()
         base = ws.head(ws.branch)
-        tree = ws.g.tree(base)
-        checked.check(ws.g, base, tree, ws.display)
-        change = rebase(change, tree)
+        tree, change = _moved(ws.g, base, change, checked, ws.display)
         if change.empty():
             outcome.notes.append(f"another run already committed everything this run would have ({base[:12]})")
     raise OutsideSystemError(f"{ws.display}: {ws.branch} kept moving; gave up after {opts.attempts} attempts "

@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Callable, Mapping, Optional, Sequence
 
 from renderer.gates import migrations
 
@@ -24,7 +24,7 @@ from renderer.pipeline.load import load
 from renderer.pipeline.parsedinputs import ParsedInputs
 from renderer.gates.policy import policy_files
 from renderer.pipeline.holds import Held, applicable
-from renderer.pipeline.keptindex import Entry, KeptIndex, Target, ids_of
+from renderer.pipeline.keptindex import Entry, KeptIndex, Target
 from renderer.pipeline.keptenv import KeptEnvironments, key_of, with_applications, environment_wide
 from renderer.pipeline.earlier import HELD_AS, held_bundle, kept_bundle, render_windows
 from renderer.pipeline.provenance import signature_record
@@ -69,13 +69,13 @@ class BuildRequest:
     # Bundles the target holds at an earlier render-written state (gitops.history proved it from
     # the branch's history): kept while their install is unchanged, gated like rendered ones.
     held: Optional[Mapping[str, Held]] = None
-    # The target's content ids (``keptindex``): given the plans, ((file name, id), ...) of each
-    # bundle the target holds now, and the function that computes an id from bytes (the git blob
-    # id). With a cache folder, a bundle whose ids and plan are in the kept index is kept as it
+    # The target's folder ids (``keptindex``): given the plans, the id of each bundle folder the
+    # target holds now, and the function that computes it from a folder's (name, bytes) files (the
+    # git tree id). With a cache folder, a bundle whose id and plan are in the kept index is kept as it
     # is at the target: not read, rendered, checked or written (``BuildResult.unchanged``), and
     # its Application is returned, not written (``BuildResult.unchanged_apps``).
-    content_ids: Optional[Callable[[tuple], Mapping[str, tuple]]] = None
-    content_id: Optional[Callable[[bytes], str]] = None
+    folder_ids: Optional[Callable[[tuple], Mapping[str, str]]] = None
+    folder_id: Optional[Callable[[Sequence[tuple[str, bytes]]], str]] = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class RenderedBundle:
     facts: dict  # what the environment-wide isolation audit needs
     drift: Optional[str] = None  # the earlier copy was not what render writes (changed outside render)
     held: bool = False  # the files are a held earlier state (holds.Held), not rendered
-    ids: tuple = ()  # ((file name, content id), ...) when the request gives ``content_id``
+    ids: str = ""  # the id of its folder, when the request gives ``folder_id``
 
 
 @dataclass
@@ -104,8 +104,8 @@ class BuildResult:
     reused: int = 0  # bundles taken as they were (same inputDigest), not rendered again
     notes: list = field(default_factory=list)  # drift (changed outside render), holds kept or released
     held: set = field(default_factory=set)  # bundle paths written from a held earlier state
-    # bundle path -> ((file name, content id), ...): kept exactly as the target holds them, not
-    # written to the output (``BuildRequest.content_ids``; the kept index vouched for them) ...
+    # bundle path -> its folder's id: kept exactly as the target holds them, not written to the
+    # output (``BuildRequest.folder_ids``; the kept index vouched for them) ...
     unchanged: dict = field(default_factory=dict)
     # ... nor are their Applications (output path -> bytes): the caller compares them with the target
     unchanged_apps: dict = field(default_factory=dict)
@@ -118,10 +118,10 @@ _worker: dict = {}
 
 def _init_worker(schema_locations: tuple[str, ...], ignore_missing: bool, plans: list, staging: Optional[Path],
                  passed: frozenset, policy_gate: bool = True,
-                 held: Optional[Mapping[str, Held]] = None, content_id: Optional[Callable] = None) -> None:
+                 held: Optional[Mapping[str, Held]] = None, folder_id: Optional[Callable] = None) -> None:
     """Per process: compiled templates and gates, the plans and known policy passes (inherited
     through fork, never pickled), and the staging folder each worker writes its bundles into."""
-    _worker["content_id"] = content_id
+    _worker["folder_id"] = folder_id
     _worker["renderer"] = Renderer(TEMPLATES)
     _worker["gates"] = BundleGates(schema_locations, ignore_missing, POLICIES)
     _worker["plans"] = plans
@@ -166,8 +166,8 @@ def _render_range(task: tuple[tuple[int, int], Mapping]) -> list[RenderedBundle]
                 Staging.link_into(staging, p.path, reuse[p.path], [name for name, _ in bundle.files])
             else:
                 Staging.write_into(staging, p.path, bundle.files)
-        content_id = _worker["content_id"]
-        ids = ids_of(bundle.files, content_id) if content_id is not None and not violations else ()
+        folder_id = _worker["folder_id"]
+        ids = folder_id(bundle.files) if folder_id is not None and not violations else ""
         out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
                                   tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle), drift,
                                   was_held, ids))
@@ -227,7 +227,7 @@ def checked_input(request: BuildRequest, timings: dict):
     """load, plan and the migration gate; every problem of the three raised at once."""
     t = time.perf_counter()
     # a run that may keep bundles (commit, diff: the kept index) also keeps parsed input files
-    keeping = request.cache_dir is not None and request.content_ids is not None and request.content_id is not None
+    keeping = request.cache_dir is not None and request.folder_ids is not None and request.folder_id is not None
     inputs = load(request.env_dir, request.env, ParsedInputs(request.cache_dir) if keeping else None)
     shaping = fingerprint_files(TEMPLATES, *policy_files(POLICIES))  # policy unit tests shape nothing
     problems: list = []
@@ -283,7 +283,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     done = 0
     everything: list[RenderedBundle] = []  # a shard's facts file lists them
     fresh: list[RenderedBundle] = []  # for the kept index, once the run passed
-    ids: dict[str, tuple] = {}  # bundle path -> content ids (empty: held, failed, not known)
+    ids: dict[str, str] = {}  # bundle path -> its folder's id (empty: held, failed, not known)
 
     def take(rendered: list[RenderedBundle], unchanged: bool = False) -> None:
         nonlocal done
@@ -310,7 +310,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
                 everything.append(rb)
             if rb.ids and not rb.violations and not rb.held and not unchanged:  # held files are not their plan's
                 fresh.append(rb)
-            ids[rb.path] = rb.ids if not rb.violations and not rb.held else ()
+            ids[rb.path] = rb.ids if not rb.violations and not rb.held else ""
         done += len(rendered)
         if request.progress:
             request.progress(done, total)
@@ -322,7 +322,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     selected = {p.path for p in plans}
     plans = [p for p in plans if p.path not in unchanged]
     args = (request.schema_locations, request.ignore_missing_schemas, plans, staging.path if staging else None, known,
-            request.policy_gate, held, request.content_id)
+            request.policy_gate, held, request.folder_id)
     total = len(plans) + len(unchanged)
     take(list(unchanged.values()), unchanged=True)
     result.unchanged = {path: rb.ids for path, rb in unchanged.items()}
@@ -389,8 +389,8 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
 
 
 def _kept_target(request: BuildRequest, envs, plans, gates: BundleGates) -> Target:
-    cache = request.cache_dir if request.content_ids is not None and request.content_id is not None else None
-    return Target.of(KeptIndex(cache), envs, plans, request.content_ids,
+    cache = request.cache_dir if request.folder_ids is not None and request.folder_id is not None else None
+    return Target.of(KeptIndex(cache), envs, plans, request.folder_ids,
                      lambda env: gates.digest(env.platform.kubernetesVersion, EMITTED, request.policy_gate))
 
 

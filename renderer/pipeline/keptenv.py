@@ -6,7 +6,7 @@ AppProject with one destination per bundle, the root Application, each through t
 is a function of the environment's plans and of its bundles' files. After a run in which every
 gate passed, render records those files under a key over exactly that: the gates digest, the
 environment, and per bundle its path, inputDigest, verified signature and kept-index key (its
-files' content ids). A later run whose bundles give the same key (the usual unchanged run: every
+folder's id). A later run whose bundles give the same key (the usual unchanged run: every
 bundle kept by the kept index) takes the files from the record instead of auditing and rendering
 them again; any other run (an install changed, a bundle rendered, held, or not kept) computes them
 as before, and records them for the next.
@@ -49,8 +49,8 @@ def environment_key(gates_digest: str, env: str, bundles: Iterable[tuple[str, st
 
 def key_of(target, env, ids: dict) -> Optional[str]:
     """The record key of ``env`` (a ``plan.EnvironmentPlan``) in this run, or None when it has no
-    bundle, or one whose content ids are not known (held, not checked, no kept index: ``ids`` is
-    bundle path -> ids or None). ``target``: the run's ``keptindex.Target``."""
+    bundle, or one whose folder id is not known (held, not checked, no kept index: ``ids`` is
+    bundle path -> folder id or None). ``target``: the run's ``keptindex.Target``."""
     gates_digest = target.digests.get(env.name)
     if not env.bundles or gates_digest is None or any(not ids.get(p.path) for p in env.bundles):
         return None

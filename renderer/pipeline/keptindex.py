@@ -1,9 +1,10 @@
 """The kept index: bundles that passed every gate on this machine, by the exact content of their files.
 
 Where it sits: ``pipeline.build`` looks bundles up in it before rendering and adds the bundles of
-a successful run after it; ``flows.commit`` supplies the content ids (the git blob ids of the
-GitOps repo's head, read from its tree: no file is read to find them). An entry says: the files
-with exactly these ids, at this bundle path, passed every gate whose verdicts these gates digest
+a successful run after it; ``flows.commit`` supplies the folder ids (the git tree id of each bundle
+folder at the GitOps repo's head, from its outline: no file is read or listed to find them). An
+entry says: the folder with exactly this id (every file's name, mode and bytes), at this bundle
+path, passed every gate whose verdicts these gates digest
 decides (policies, schemas: ``BundleGates.digest``), and are what render wrote for this
 inputDigest and signature. A bundle at the head whose ids and plan match an entry is kept without
 reading, rendering or checking it again; its isolation facts (for the environment-wide audit),
@@ -15,8 +16,8 @@ digest with the time it was last used. ``Target.unchanged`` reads the entries of
 in one query per gates digest (``CHUNK`` keys an ``IN (...)``); ``put`` writes the entries of a
 run in one transaction. The database is in WAL mode with a busy timeout, so two runs at once
 neither corrupt it nor fail: a run that cannot read it in time, or cannot write it at all, only
-keeps less (a miss) or records nothing. The ``v1`` folder (a file per entry) is no longer read and
-is removed by the next ``put``.
+keeps less (a miss) or records nothing. The ``v1`` (a file per entry) and ``v2`` (keyed by each
+file's id) folders are no longer read and are removed by the next ``put``.
 
 Trust: like the policy-verdict cache it lives under RENDER_CACHE_DIR, only render writes it, and
 only after every gate passed; what the GitOps repo says of itself (bundle.json) is never read
@@ -39,14 +40,14 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional
 
 from renderer.core import layout
 from renderer.pipeline.plan import BundlePlan
 from renderer.pipeline.provenance import signature_record
 from renderer.pipeline.audit import facts_from_json
 
-VERSION = "v2"
+VERSION = "v3"  # v3: keyed by the folder's id (v2: by each file's id)
 DATABASE = "index.sqlite"
 MAX_ENTRY_BYTES = 256 << 10  # an entry is a few KiB (facts, the Application)
 MAX_FOLDERS = 8  # gates digests kept side by side (the least recently used others are removed)
@@ -62,7 +63,7 @@ _SCHEMA = {
 }
 _BROKEN = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}  # replaced by ``put`` (a locked or read-only file is not)
 
-Ids = tuple[tuple[str, str], ...]  # ((file name, content id), ...) sorted by name
+Ids = str  # the id of a bundle folder's content (``BuildRequest.folder_id``: git's tree id)
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,7 @@ class Entry:
 
 
 def entry_key(gates_digest: str, path: str, ids: Ids) -> str:
-    return hashlib.sha256(f"{VERSION}\0{gates_digest}\0{path}\0".encode()
-                          + "".join(f"{name}\0{content_id}\n" for name, content_id in sorted(ids)).encode()).hexdigest()
+    return hashlib.sha256(f"{VERSION}\0{gates_digest}\0{path}\0{ids}".encode()).hexdigest()
 
 
 class _WrongShape(Exception):
@@ -91,8 +91,8 @@ class KeptIndex:
     def __init__(self, cache_dir: Optional[Path]):
         self.root = None if cache_dir is None else Path(cache_dir) / "kept-bundles" / VERSION
         self._read: dict[str, Optional[Entry]] = {}  # key -> the entry read, before the plan is compared
-        # (gates digest, path) -> (ids, entry_key), computed once a run (hashing ids, a tuple of ~25
-        # pairs, on every lookup would cost more than the key: the same tuple object comes back)
+        # (gates digest, path) -> (ids, entry_key), computed once a run (a run looks a bundle up
+        # several times)
         self._keys: dict[tuple[str, str], tuple[Ids, str]] = {}
         self._run = time.time_ns()  # this run's rows (``_prune``)
 
@@ -183,8 +183,9 @@ class KeptIndex:
             return 0
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            if (self.root.parent / "v1").is_dir():  # the file-per-entry index before this one
-                shutil.rmtree(self.root.parent / "v1", ignore_errors=True)
+            for old in ("v1", "v2"):  # the indexes before this one (a file per entry; keyed by file ids)
+                if (self.root.parent / old).is_dir():
+                    shutil.rmtree(self.root.parent / old, ignore_errors=True)
             for last in (False, True):
                 try:
                     self._write(gates_digest, rows)
@@ -255,13 +256,13 @@ class Target:
 
     index: KeptIndex
     digests: Mapping[str, str]  # environment -> gates digest (``BundleGates.digest``)
-    ids: Mapping[str, Ids]  # bundle path -> its files' content ids at the target
+    ids: Mapping[str, Ids]  # bundle path -> its folder's id at the target
 
     @classmethod
-    def of(cls, index: KeptIndex, envs, plans, content_ids: Optional[Callable], gates_digest: Callable) -> "Target":
-        if index.root is None or not plans or content_ids is None:
+    def of(cls, index: KeptIndex, envs, plans, folder_ids: Optional[Callable], gates_digest: Callable) -> "Target":
+        if index.root is None or not plans or folder_ids is None:
             return cls(index, {}, {})
-        return cls(index, {e.name: gates_digest(e) for e in envs}, dict(content_ids(tuple(plans))))
+        return cls(index, {e.name: gates_digest(e) for e in envs}, dict(folder_ids(tuple(plans))))
 
     def unchanged(self, plans, held: Optional[Mapping] = None, signatures: bool = True) -> dict:
         """path -> Entry of the bundles the target holds exactly as the index knows them
@@ -309,8 +310,3 @@ def _entry(doc, plan: BundlePlan) -> Optional[Entry]:
             or facts["bundle"] != plan.path or app[0] != layout.application_file(plan.names.app)):
         return None
     return Entry(doc["input"], doc["signature"], objects, (app[0], app[1].encode("utf-8")), tuple(warnings), verdict, facts)
-
-
-def ids_of(files: Sequence[tuple[str, bytes]], content_id) -> Ids:
-    """A bundle's ((file name, content id), ...) by ``content_id`` (bytes -> id)."""
-    return tuple(sorted((name, content_id(data)) for name, data in files))

@@ -1,8 +1,9 @@
 """The kept index (pipeline.keptindex): a bundle the target holds with exactly the files render
 wrote and checked for the same plan is kept without rendering it; anything else is rendered.
 
-The content ids here are sha256 of the bytes (``flows.commit`` gives git blob ids; the pipeline
-does not care which). The target's files are a dict, as a GitOps repo's tree would list them."""
+The ids here are sha256 (a file's of its bytes, a folder's of its (name, file id) pairs;
+``flows.commit`` gives git blob and tree ids: the pipeline does not care which). The target's files
+are a dict, as a GitOps repo's tree would list them."""
 
 from __future__ import annotations
 
@@ -32,6 +33,11 @@ def _id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _folder(items: tuple) -> str:
+    """A folder's id from its ((file name, id), ...) (``flows.commit`` gives git tree ids)."""
+    return hashlib.sha256("".join(f"{name}\0{oid}\n" for name, oid in sorted(items)).encode()).hexdigest()
+
+
 def _target(out: Path) -> dict[str, tuple]:
     """{bundle path: ((file name, id), ...)} of a build output, as a repo tree would give them."""
     ids: dict[str, list] = {}
@@ -42,12 +48,12 @@ def _target(out: Path) -> dict[str, tuple]:
 
 def _request(out: Path, cache: Path, target: dict, env_dir: Path = EXAMPLE, **kw) -> BuildRequest:
     return BuildRequest(env_dir=env_dir, out=out, offline=True, cache_dir=cache, jobs=1,
-                        content_ids=lambda plans: {p.path: target[p.path] for p in plans if p.path in target},
-                        content_id=_id, **kw)
+                        folder_ids=lambda plans: {p.path: _folder(target[p.path]) for p in plans if p.path in target},
+                        folder_id=lambda files: _folder(tuple((name, _id(data)) for name, data in files)), **kw)
 
 
 def _db(cache: Path) -> Path:
-    return cache / "kept-bundles" / "v2" / "index.sqlite"
+    return cache / "kept-bundles" / "v3" / "index.sqlite"
 
 
 def _sql(cache: Path, statement: str, *args) -> list:
@@ -88,7 +94,7 @@ def test_a_target_holding_exactly_what_render_wrote_is_kept_without_rendering_an
     again = tmp_path / "again"
     result = build(_request(again, cache, target))
     assert sorted(result.unchanged) == sorted(target)
-    assert result.unchanged[BUNDLE] == target[BUNDLE]
+    assert result.unchanged[BUNDLE] == _folder(target[BUNDLE])
     assert result.bundles == 9 and result.objects == build(_request(tmp_path / "x", None, {})).objects
     assert not list(again.glob("*/plugins/*/*")), "kept bundles are not written again"
     assert len(result.unchanged_apps) == 9 and not any("/application-" in f for f in _argocd(again)), \
@@ -203,7 +209,7 @@ def test_an_index_file_that_is_not_the_index_is_a_miss_for_every_bundle_and_repl
 
 @pytest.mark.parametrize("block", [
     pytest.param(lambda cache: cache.joinpath("kept-bundles").mkdir(parents=True) or
-                 cache.joinpath("kept-bundles", "v2").write_text("a file"), id="its-folder-is-a-file"),
+                 cache.joinpath("kept-bundles", "v3").write_text("a file"), id="its-folder-is-a-file"),
     pytest.param(lambda cache: _db(cache).mkdir(parents=True), id="the-database-is-a-folder"),
 ])
 def test_an_index_that_cannot_be_written_costs_a_render_and_never_an_error(tmp_path, block):
@@ -287,7 +293,7 @@ def test_the_bundles_of_a_target_are_looked_up_in_one_query_per_gates_digest_and
 
 def test_facts_read_back_from_the_index_are_the_facts_computed_from_the_files(first):
     out, cache, _ = first
-    assert KeptIndex(cache).root == cache / "kept-bundles" / "v2"
+    assert KeptIndex(cache).root == cache / "kept-bundles" / "v3"
     docs = [json.loads(doc) for _, _, doc in _rows(cache).values()]
     assert len(docs) == 9
     for doc in docs:
@@ -360,13 +366,17 @@ def test_a_gates_digest_whose_bundles_are_kept_is_marked_used(first, tmp_path):
     assert all(used > 1 for (used,) in _sql(cache, "SELECT used FROM digests"))
 
 
-def test_the_file_per_entry_index_before_it_is_removed_when_the_index_is_written(tmp_path):
+@pytest.mark.parametrize("version, leftover", [
+    pytest.param("v1", ("a" * 64, "00", f"{'0' * 64}.json"), id="the-file-per-entry-index"),
+    pytest.param("v2", ("index.sqlite",), id="the-index-keyed-by-each-files-id"),
+])
+def test_an_index_of_an_earlier_version_is_removed_when_the_index_is_written(tmp_path, version, leftover):
     cache = tmp_path / "cache"
-    old = cache / "kept-bundles" / "v1" / ("a" * 64) / "00"
-    old.mkdir(parents=True)
-    (old / f"{'0' * 64}.json").write_text("{}")
+    old = cache.joinpath("kept-bundles", version, *leftover)
+    old.parent.mkdir(parents=True)
+    old.write_text("{}")
     build(_request(tmp_path / "first", cache, {}))
-    assert not (cache / "kept-bundles" / "v1").exists() and len(_rows(cache)) == 9
+    assert not (cache / "kept-bundles" / version).exists() and len(_rows(cache)) == 9
 
 
 def test_the_gates_digest_does_not_depend_on_where_the_schemas_are_installed(tmp_path):
