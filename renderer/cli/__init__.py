@@ -1,5 +1,5 @@
 """The ``render`` command line (see ``renderer.cli.main``)."""
 
-from renderer.cli.main import main
+from renderer.cli.main import main, run
 
-__all__ = ["main"]
+__all__ = ["main", "run"]

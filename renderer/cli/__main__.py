@@ -1,3 +1,3 @@
-from renderer.cli import main
+from renderer.cli import run
 
-raise SystemExit(main())
+run()
