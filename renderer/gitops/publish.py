@@ -175,10 +175,16 @@ class Snapshot:
 class Repo:
     """An opened GitOps repo (``open_repo``): snapshot its head, then commit or diff against it."""
 
-    def __init__(self, ws: Workspace, checked: CheckedTrees, outlines: Optional[Outlines] = None):
+    def __init__(self, ws: Workspace, checked: CheckedTrees, outlines: Optional[Outlines] = None,
+                 check_early: bool = False):
         self.ws = ws
         self.checked = checked
         self.outlines = outlines or Outlines(None)
+        # ``check_early``: the working-tree check starts with the snapshot, while the caller renders
+        # (``git status`` of 250,000 files, about 1.5 s), and ``commit`` takes its answer when the
+        # head is still the snapshot's and the lock found nothing half-done; else it checks again
+        self._check_early = check_early
+        self._early: Optional[tuple[Optional[str], Callable[[], None]]] = None
 
     @property
     def display(self) -> str:
@@ -187,6 +193,8 @@ class Repo:
     def snapshot(self) -> Snapshot:
         ws = self.ws
         base = ws.head(ws.branch)
+        if self._check_early and ws.worktree is not None:
+            self._early = (base, ws.clean_later())
         tree_id = ws.g.object_id(f"{base}^{{tree}}") if base else None
         recorded = self.outlines.get(ws.g, tree_id)
         if recorded is not None:  # a head this machine listed or committed: nothing to list
@@ -226,8 +234,8 @@ class Repo:
             clean: Callable[[], None] = _nothing
             if head != start or not change.empty() or ws.behind(ws.branch, head):
                 # the working tree is about to change (a run that changes nothing leaves it): checked
-                # while the commit is built, and awaited before it is published
-                clean = ws.clean_later()
+                # while the commit is built (or since the snapshot), and awaited before it is published
+                clean = self._clean_check(head)
             tree = start_tree
             if head != start:
                 tree, change = _moved(ws.g, head, change, self.checked, ws.display)
@@ -242,6 +250,24 @@ class Repo:
                                    clean, self.outlines)
 
 
+    def _clean_check(self, head: Optional[str]) -> Callable[[], None]:
+        """The working-tree check the commit awaits: the snapshot's, when it still stands."""
+        early, self._early = self._early, None
+        if early is not None and early[0] == head and not self.ws.recovered:
+            return early[1]
+        return self.ws.clean_later()
+
+    def finish(self) -> None:
+        """Wait for a working-tree check nobody asked for (a run that changed nothing): no git
+        process outlives the run."""
+        early, self._early = self._early, None
+        if early is not None:
+            try:
+                early[1]()
+            except RefusingToProceed:
+                pass
+
+
 @contextmanager
 def open_repo(options: CommitOptions, *, write: bool) -> Iterator[Repo]:
     """Open the GitOps repo (a local path, or a URL cloned into a private folder) without locking
@@ -250,7 +276,11 @@ def open_repo(options: CommitOptions, *, write: bool) -> Iterator[Repo]:
         require_publishable(options.repo, options.push, "render commit")
     remote = is_url(options.repo) or (write and options.push)
     with workspace(options.repo, options.branch, remote=remote, write=write, lock=False, init=options.init) as ws:
-        yield Repo(ws, CheckedTrees(options.cache_dir), Outlines(options.cache_dir))
+        repo = Repo(ws, CheckedTrees(options.cache_dir), Outlines(options.cache_dir), check_early=write)
+        try:
+            yield repo
+        finally:
+            repo.finish()
 
 
 def commit(rendered: Rendered, options: CommitOptions) -> Outcome:

@@ -55,6 +55,7 @@ class Workspace:
         self.worktree = None if self.bare else Path(g.text("rev-parse", "--show-toplevel"))
         self._lock_fd: Optional[int] = None
         self.notes: list[str] = []
+        self.recovered = False  # ``locked`` finished what a killed run left half-done
 
     # -- refs
     def fetch(self) -> None:
@@ -229,6 +230,7 @@ class Workspace:
                 note = self.recover()
                 if note:
                     self.notes.append(note)
+                    self.recovered = True
                 self.fetch()
                 yield
             finally:

@@ -10,6 +10,8 @@ import pytest
 
 from renderer.core.errors import EXIT_REJECTED, RefusingToProceed
 from renderer.gitops import workspace
+from renderer.gitops.workspace import Workspace
+from renderer.gitops.publish import CommitOptions, open_repo
 from tests.support.git import (  # noqa: F401  (fixtures are used by name)
     edit_install,
     env_dir,
@@ -71,3 +73,44 @@ def test_a_dirty_checkout_is_reported_before_a_mass_delete(render, env_dir, repo
     assert run.code == EXIT_REJECTED and "uncommitted changes (README.md)" in run.err, run.err
     assert "--allow-mass-delete" not in run.err
     assert _head(repo) == before
+
+
+# ------------------------------------------------------------------------------------ started with the snapshot
+
+
+def test_the_check_starts_with_the_snapshot_and_a_commit_awaits_that_one(render, env_dir, repo, monkeypatch):
+    started: list[str] = []
+    real = Workspace.clean_later
+
+    def counted(self):
+        started.append(_head(repo))
+        return real(self)
+
+    monkeypatch.setattr(Workspace, "clean_later", counted)
+    edit_install(env_dir, *PROD_QUIZ, version="1.3.0")
+    before = _head(repo)
+    run = render("commit", str(env_dir), "--repo", str(repo), "--offline")
+    assert run.code == 0, run.err
+    assert started == [before] and _head(repo) != before, "one check, started before the render, for the commit"
+
+
+def test_an_unchanged_run_waits_for_the_check_it_started_and_refuses_nothing(render, env_dir, repo):
+    (repo / "notes.txt").write_text("mine\n")
+    run = render("commit", str(env_dir), "--repo", str(repo), "--offline")
+    assert run.code == 0 and run.out.startswith("unchanged"), run.err
+
+
+@pytest.mark.parametrize("moved, recovered, reused", [
+    pytest.param(False, False, True, id="the-head-as-the-snapshot-found-it"),
+    pytest.param(True, False, False, id="the-head-moved-since"),
+    pytest.param(False, True, False, id="the-lock-finished-a-killed-runs-work"),
+])
+def test_the_commit_checks_again_unless_the_head_and_the_tree_are_as_the_snapshot_found_them(
+        repo, tmp_path, moved, recovered, reused):
+    with open_repo(CommitOptions(repo=str(repo), cache_dir=tmp_path / "cache"), write=True) as opened:
+        snap = opened.snapshot()
+        early = opened._early[1]
+        opened.ws.recovered = recovered
+        check = opened._clean_check("0" * 40 if moved else snap.base)
+        assert (check is early) is reused
+        assert check() is None
