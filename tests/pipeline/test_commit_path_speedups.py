@@ -124,6 +124,11 @@ _FACTS = {"bundle": "dev/plugins/t/p", "tenant": "t", "plugin": "p", "claims": [
     pytest.param(lambda f: {**f, "claims": ["namespace"]}, id="a-pair-not-a-list"),
     pytest.param(lambda f: {**f, "namespaces": ["n", None]}, id="a-namespace-not-a-string"),
     pytest.param(lambda f: {**f, "kafka_users": {}}, id="users-not-a-list"),
+    pytest.param(lambda f: {**f, "claims": [{"namespace": 1, "n": 2}]}, id="a-pair-that-is-a-mapping-of-two-keys"),
+    pytest.param(lambda f: {**f, "claims": ["ns"]}, id="a-pair-that-is-a-text-of-two-letters"),
+    pytest.param(lambda f: {**f, "tenant": 7}, id="a-tenant-not-a-string"),
+    pytest.param(lambda f: {k: v for k, v in f.items() if k != "peers"}, id="a-key-missing"),
+    pytest.param(lambda f: [f], id="not-a-mapping"),
 ])
 def test_facts_without_their_shape_do_not_read_back(damage):
     assert facts_from_json(_FACTS) == {**_FACTS, "claims": [("namespace", "n")], "peers": [("f: NetworkPolicy/p", "*")]}
