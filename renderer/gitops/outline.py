@@ -138,8 +138,13 @@ class Outlines:
             return None
         try:
             outline = _parse(raw, len(tree_id))
-            return outline if outline is not None and root_id(g, outline) == tree_id else None
         except (ValueError, UnicodeDecodeError):
+            return None
+        if outline is None or any(is_folded(e) and layout.parse_bundle(p) is None for p, e in outline.items()):
+            return None  # render folds bundle folders only
+        try:
+            return outline if root_id(g, outline) == tree_id else None
+        except ValueError:
             return None
 
     def put(self, tree_id: Optional[str], outline: Tree) -> None:

@@ -148,6 +148,18 @@ def test_a_record_that_is_not_exactly_the_trees_listing_is_a_miss(repo, tmp_path
     assert outlines.get(repo.g, tree_id) is None
 
 
+def test_a_record_that_folds_a_folder_render_does_not_fold_is_a_miss_though_it_is_true(repo, tmp_path):
+    commit = repo.commit(_files())
+    tree_id = _rev(repo, f"{commit}^{{tree}}")
+    listing = repo.g.tree(commit)
+    folded = {p: e for p, e in listing.items() if not p.startswith("dev/argocd/")}
+    folded["dev/argocd"] = (TREE, _rev(repo, f"{commit}:dev/argocd"))
+    assert root_id(repo.g, folded) == tree_id, "a true outline of the tree"
+    outlines = Outlines(tmp_path / "cache")
+    outlines.put(tree_id, folded)
+    assert outlines.get(repo.g, tree_id) is None
+
+
 def test_the_record_of_another_tree_is_a_miss(repo, tmp_path):
     outlines, tree_id, folded = _recorded(repo, tmp_path)
     other = _rev(repo, f"{repo.commit(_files({'dev/argocd/b.yaml': ('100644', 2)}))}^{{tree}}")
