@@ -70,6 +70,23 @@ class Bench:
         self.rows.append((name, text))
 
 
+def set_aside(work: Path) -> Path | None:
+    """Move an earlier run's files out of the way (a rename each), to be deleted after the timed
+    parts. On a disk formatted without a journal (this machine's ext4), the kernel avoids reusing
+    an inode deleted in the last few minutes: deleting an earlier run's 1.5 million files right
+    before the cold build made each of its 300,000 file creations scan past them (measured: 420 us
+    a file just after deleting 30,000, 120 us a minute later, 42 us after four, against 43 us
+    before). A first build on a CI runner follows no such deletion."""
+    names = [p for p in work.iterdir() if not p.name.startswith(".earlier-")]
+    if not names:
+        return None
+    earlier = work / f".earlier-{os.getpid()}"
+    earlier.mkdir()
+    for path in names:
+        path.rename(earlier / path.name)
+    return earlier
+
+
 def cold(b: Bench, envs: Path, bundles: int, memory_fs: Path | None) -> dict:
     out = b.work / "rendered"
     shutil.rmtree(out, ignore_errors=True)
@@ -193,6 +210,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     parts = a.part or list(PARTS)
     a.work.mkdir(parents=True, exist_ok=True)
+    earlier = set_aside(a.work)
     schemas = os.environ.get("RENDER_SCHEMA_LOCATION") or str(REPO.parent / "shared" / "schemas" / "crds")
     env = {**os.environ, "RENDER_SCHEMA_LOCATION": schemas, "RENDER_CACHE_DIR": str(a.work / "cache"),
            "PYTHONPATH": str(REPO)}
@@ -211,6 +229,11 @@ def main(argv=None) -> int:
         shards(b, a.shard_bundles or 4 * a.bundles, a.shards)
     if "policies" in parts:
         policies(b, a.bundles)
+    if earlier is not None:  # after every timed part (see set_aside), with any an interrupted run left
+        t = time.perf_counter()
+        for old in a.work.glob(".earlier-*"):
+            shutil.rmtree(old, ignore_errors=True)
+        b.say("earlier run's files", f"deleted after the timed parts in {time.perf_counter() - t:.1f} s")
     print("\nsummary")
     for name, text in b.rows:
         print(f"  {name:28} {text}")
