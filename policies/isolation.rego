@@ -150,6 +150,7 @@ check_kafka_acls(s) := {finding(s, problem[0], words([acl_where(i, a), " ", prob
 	owner := kafka_owner(s.contents)
 	owner.tenant != ""
 	owner.plugin != ""
+	not platform_prefixes(owner)
 	some reason in prefix_annotation_reasons(owner)
 }
 
@@ -229,6 +230,24 @@ prefix_annotation_reasons(owner) := {words(["annotation ", annotation_topic_pref
 } | {words(["annotation ", annotation_group_prefix, " is '", owner.group_prefix, "', which does not name tenant ", owner.tenant, " and plugin ", owner.plugin]) |
 	owner.group_prefix != ""
 	not group_prefix_owned(owner)
+}
+
+# A fast path of prefix_annotation_reasons, without its regular expressions: the platform's own
+# prefixes (tenant.<tenant>. and tenant.<tenant>.<plugin>.) of ids made only of [a-z0-9-] name
+# their tenant and plugin as whole words (contains_id), so they give no reason. Other prefixes go
+# through prefix_annotation_reasons.
+platform_prefixes(owner) if {
+	plain_id(owner.tenant)
+	plain_id(owner.plugin)
+	owner.topic_prefix == concat("", ["tenant.", owner.tenant, "."])
+	owner.group_prefix == concat("", ["tenant.", owner.tenant, ".", owner.plugin, "."])
+}
+
+# A non-empty string of [a-z0-9-] only (a literal in contains_id's regular expression).
+plain_id(id) if {
+	is_string(id)
+	id != ""
+	trim(id, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }
 
 group_prefix_owned(owner) if {

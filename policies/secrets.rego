@@ -149,7 +149,42 @@ vault_config_with(ents, b, f) := {finding(ents[i], "vault-role-scope", reason) |
 	policies := {vault_object_name(ents[p].contents) | some p in of_kind(ents, b, "Policy"); vault_config_object(ents[p].contents)}
 	some i in b.members
 	startswith(ents[i].contents.apiVersion, "redhatcop.redhat.io/") # vault_config_object, written out
+	not vault_object_clean(ents[i].contents, f, policies)
 	some reason in vault_config_reasons(ents[i].contents, f, policies)
+}
+
+# The fast path of vault_config_reasons (as workload.rego's workload_clean): a
+# KubernetesAuthEngineRole or a Policy in the platform-admin namespace, named as the bundle's Vault
+# role, that admits only the bundle's namespace, ServiceAccounts and Policies, or whose policy text
+# is the one path block the renderer writes (read under the bundle's prefix); read by reference,
+# without building the reasons. Anything else goes through vault_config_reasons, which says what
+# is wrong. secrets_test.rego holds the two together.
+vault_object_clean(obj, f, policies) if {
+	ns := obj.metadata.namespace
+	is_string(ns)
+	ns == f.vault_ns
+	name := obj.spec.name
+	is_string(name)
+	name == f.vault_role
+	vault_kind_clean(obj, f, policies)
+}
+
+vault_kind_clean(obj, f, policies) if {
+	obj.kind == "KubernetesAuthEngineRole"
+	obj.spec.targetNamespaces == {"targetNamespaces": [f.ns]}
+	sas := obj.spec.targetServiceAccounts
+	count({sa | some sa in sas} - f.sa) == 0
+	count({p | some p in object.get(obj.spec, "policies", [])} - policies) == 0
+} else := true if {
+	obj.kind == "Policy"
+	prefix := f.vault_prefix
+	is_string(prefix)
+	prefix != ""
+	not contains(prefix, "\"")
+	not contains(prefix, "}")
+	path := concat("", ["secret/data/", prefix, "*"])
+	obj.spec.policy == concat("", ["path \"", path, "\" {\n  capabilities = [\"read\"]\n}\n"])
+	not path_tricks(trim_suffix(path, "*"))
 }
 
 vault_object_name(obj) := n if {
