@@ -191,10 +191,7 @@ else := true if rbac_object(obj)
 else := true if vault_config_object(obj)
 
 # The bundle's one Namespace entry (undefined unless there is exactly one).
-the_namespace(ents, b) := ents[nss[0]] if {
-	nss := of_kind(ents, b, "Namespace")
-	count(nss) == 1
-}
+the_namespace(ents, b) := b.namespace[0]
 
 check_bundle_namespace(ents, b) := {finding(anchor(ents, b), "bundle-namespace", words(["the bundle holds ", count(of_kind(ents, b, "Namespace")), " Namespace objects, not exactly one"])) |
 	count(of_kind(ents, b, "Namespace")) != 1
