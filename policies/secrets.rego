@@ -90,8 +90,8 @@ store_serves(es, store, f) if {
 	not foreign_remote_key(object.get(es.spec, "data", []), f.kafka_secret)
 }
 
-foreign_remote_key(data, key) if {
-	some entry in data
+foreign_remote_key(entries, key) if {
+	some entry in entries
 	not entry.remoteRef.key == key
 }
 
