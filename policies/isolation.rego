@@ -143,6 +143,7 @@ check_kafka_acls(s) := {finding(s, problem[0], words([acl_where(i, a), " ", prob
 	some i
 	acl := s.contents.spec.authorization.acls[i]
 	allow_acl(acl)
+	not acl_clean(acl, owner)
 	a := acl_of(acl)
 	some problem in acl_problems(a, owner)
 } | {finding(s, "kafka-acl-scope", reason) |
@@ -152,6 +153,39 @@ check_kafka_acls(s) := {finding(s, problem[0], words([acl_where(i, a), " ", prob
 	owner.plugin != ""
 	not platform_prefixes(owner)
 	some reason in prefix_annotation_reasons(owner)
+}
+
+# The fast path of acl_problems (as workload.rego's workload_clean): a literal topic ACL, or a
+# group or transactionalId ACL, named without * under the owner's platform prefix, that lists
+# its operations (without All), read by reference; acl_problems finds nothing in it. Any other
+# ACL goes through acl_of and acl_problems, which say what is wrong.
+acl_clean(acl, owner) if {
+	r := acl.resource
+	r.type == "topic"
+	r.patternType == "literal"
+	name := r.name
+	is_string(name)
+	owner.topic_prefix != ""
+	startswith(name, owner.topic_prefix)
+	count(name) > count(owner.topic_prefix)
+	acl_operations_listed(acl, name)
+} else := true if {
+	r := acl.resource
+	r.type in {"group", "transactionalId"}
+	name := r.name
+	is_string(name)
+	owner.group_prefix != ""
+	startswith(name, owner.group_prefix)
+	name != ""
+	acl_operations_listed(acl, name)
+}
+
+acl_operations_listed(acl, name) if {
+	not contains(name, "*")
+	ops := acl.operations
+	is_array(ops)
+	not "All" in ops
+	not acl.operation
 }
 
 acl_problems(a, owner) := {["kafka-acl-wildcard", reason] | some reason in wildcard_reasons(a)} | {["kafka-acl-scope", reason] |
@@ -261,10 +295,19 @@ kafka_isolation_fields := {"topicPrefix": annotation_topic_prefix, "groupPrefix"
 check_bundle_kafka(ents, b) := {finding(it, "kafka-acl-scope", words(["annotation ", key, " is '", annotation(it.contents, key), "', but bundle.json's isolation.", field, " is ", want])) |
 	some i in of_kind(ents, b, "KafkaUser")
 	it := ents[i]
+	not kafka_prefixes_recorded(it.contents, b)
 	some field
 	key := kafka_isolation_fields[field]
 	want := isolation_field(ents, b, field)
 	annotation(it.contents, key) != want
+}
+
+# The fast path of check_bundle_kafka: the KafkaUser's prefix annotations are bundle.json's
+# isolation.topicPrefix and groupPrefix, read by reference.
+kafka_prefixes_recorded(u, b) if {
+	iso := b.json[0].isolation
+	u.metadata.annotations["plugins.adapstory.io/topic-prefix"] == iso.topicPrefix
+	u.metadata.annotations["plugins.adapstory.io/group-prefix"] == iso.groupPrefix
 }
 
 # ---------------------------------------------------------------- PostgreSQL (provider-sql Grant, Role)
@@ -345,7 +388,7 @@ bundle_db(ents, b) := {
 # names agree with bundle.json's isolation block when there is one.
 check_bundle_db(ents, b) := check_bundle_db_with(ents, b, bundle_db(ents, b))
 
-check_bundle_db_with(ents, b, db) := ((check_bundle_grant_refs(ents, db) | check_bundle_grant_database(ents, db)) | check_bundle_db_names(ents, b, db)) if {
+check_bundle_db_with(ents, b, db) := ((check_bundle_grant_refs(ents, db) | check_bundle_grant_database(ents, db)) | db_names_with(ents, b, db)) if {
 	count(db.grants) + count(db.schemas) + count(db.roles) > 0
 } else := set()
 
@@ -375,6 +418,19 @@ check_bundle_grant_database(ents, db) := {finding(ents[g], "db-grant-scope", wor
 	schema := ents[i].contents.spec.forProvider
 	not grant.database == schema.database
 }
+
+# check_bundle_db_names, with a fast path: every Grant and Schema is in bundle.json's
+# isolation.database, and the Schemas' and Roles' crossplane.io/external-name annotations are its
+# schema and dbRole, read by reference (check_bundle_db_names then finds nothing).
+db_names_with(ents, b, db) := set() if {
+	iso := b.json[0].isolation
+	want := iso.database
+	count([i | some i in array.concat(db.grants, db.schemas); not ents[i].contents.spec.forProvider.database == want]) == 0
+	schema := iso.schema
+	count([i | some i in db.schemas; not ents[i].contents.metadata.annotations["crossplane.io/external-name"] == schema]) == 0
+	role := iso.dbRole
+	count([i | some i in db.roles; not ents[i].contents.metadata.annotations["crossplane.io/external-name"] == role]) == 0
+} else := check_bundle_db_names(ents, b, db)
 
 check_bundle_db_names(ents, b, db) := {finding(ents[i], "db-grant-scope", words(["database '", get(ents[i].contents.spec.forProvider, "database"), "' is not the bundle's database ", want])) |
 	want := isolation_field(ents, b, "database")
