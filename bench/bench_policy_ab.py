@@ -1,10 +1,11 @@
 """A/B timing of two policy folders on the same generated bundles, as the gate runs them (4
 bundles per combined input; set_input, then data.main.deny, then data.main.warn), interleaved
-(A, B, A, B, ...) and the best of --repeat rounds kept (the machine is shared and noisy).
+(A, B, A, B, ...) input by input (the machine is shared and noisy).
 
     .venv/bin/python bench/bench_policy_ab.py OLD_POLICIES_DIR [NEW_POLICIES_DIR] [--bundles 120]
 
-Prints CPU ms per bundle for input, deny and warn under each folder, and checks that both give
+Prints CPU ms per bundle for input, deny and warn under each folder (for each input, each
+step's best of --repeat runs), and checks that both give
 the same deny and warn messages on every input (the generated bundles, and the same bundles
 broken as bench_policies.broken breaks them).
 """
@@ -38,19 +39,27 @@ def batches_of(inputs, n=4):
     return [[e for v in inputs[i:i + n] for e in v] for i in range(0, len(inputs), n)]
 
 
-def step_ms(eng, batches, bundles: int) -> dict[str, float]:
-    out = {}
-    t = time.process_time()
+def step_ms(engines: dict, batches, bundles: int, repeat: int) -> dict[str, dict[str, float]]:
+    """CPU ms per bundle of each step (set_input, deny, warn) under each engine: for every input,
+    the engines in turn (interleaved), each step's best of `repeat` runs, summed over the inputs."""
+    total = {k: {"input": 0.0, "deny": 0.0, "warn": 0.0} for k in engines}
     for b in batches:
-        eng.set_input(b)
-    out["input"] = (time.process_time() - t) / bundles * 1e3
-    for name, rule in (("deny", DENY), ("warn", WARN)):
-        t = time.process_time()
-        for b in batches:
-            eng.set_input(b)
-            eng.eval_rule(rule)
-        out[name] = (time.process_time() - t) / bundles * 1e3 - out["input"]
-    return out
+        best = {k: {"input": 1e9, "deny": 1e9, "warn": 1e9} for k in engines}
+        for _ in range(repeat):
+            for k, eng in engines.items():
+                t0 = time.thread_time()
+                eng.set_input(b)
+                t1 = time.thread_time()
+                eng.eval_rule(DENY)
+                t2 = time.thread_time()
+                eng.eval_rule(WARN)
+                t3 = time.thread_time()
+                for step, spent in (("input", t1 - t0), ("deny", t2 - t1), ("warn", t3 - t2)):
+                    best[k][step] = min(best[k][step], spent)
+        for k in engines:
+            for step in total[k]:
+                total[k][step] += best[k][step]
+    return {k: {step: v / bundles * 1e3 for step, v in steps.items()} for k, steps in total.items()}
 
 
 def verdicts(eng, batches):
@@ -79,11 +88,7 @@ def main() -> int:
             print(f"VERDICTS DIFFER on input {bad}:\n old {v['old'][bad]}\n new {v['new'][bad]}")
             return 1
     print(f"same verdicts on {len(batches)} clean, {len(batches)} broken and single-entry inputs")
-    best = {k: {} for k in engines}
-    for _ in range(a.repeat):
-        for k, e in engines.items():
-            for step, ms in step_ms(e, batches, len(inputs)).items():
-                best[k][step] = min(best[k].get(step, 1e9), ms)
+    best = step_ms(engines, batches, len(inputs), a.repeat)
     for k in engines:
         print(k, "  ".join(f"{s} {ms:.3f} ms" for s, ms in best[k].items()))
     d = 1 - best["new"]["deny"] / best["old"]["deny"]
