@@ -191,18 +191,16 @@ else := true if rbac_object(obj)
 else := true if vault_config_object(obj)
 
 # The bundle's one Namespace entry (undefined unless there is exactly one).
-the_namespace(ents, b) := ents[nss[0]] if {
-	nss := of_kind(ents, b, "Namespace")
-	count(nss) == 1
-}
+the_namespace(ents, b) := b.namespace[0]
 
 check_bundle_namespace(ents, b) := {finding(anchor(ents, b), "bundle-namespace", words(["the bundle holds ", count(of_kind(ents, b, "Namespace")), " Namespace objects, not exactly one"])) |
 	count(of_kind(ents, b, "Namespace")) != 1
 } | {finding(ents[i], "bundle-namespace", words(["is in namespace '", namespace_of(ents[i].contents), "', not the bundle's namespace ", ns])) |
 	ns := name_of(the_namespace(ents, b).contents)
+	outside_kinds := outside_namespace_kinds # one lookup of the rule, not one per member
 	some i in b.members
 	not ents[i].contents.metadata.namespace == ns
-	not ents[i].contents.kind in outside_namespace_kinds
+	not ents[i].contents.kind in outside_kinds
 	not outside_namespace(ents[i].contents)
 } | {finding(nsitem, "bundle-namespace", words(["the bundle's namespace is ", name_of(nsitem.contents), ", but bundle.json's isolation.namespace is ", want])) |
 	nsitem := the_namespace(ents, b)
@@ -218,9 +216,10 @@ check_bundle_identity(ents, b) := {finding(anchor(ents, b), "bundle-identity", "
 	b.id == {}
 } | {finding(ents[i], "bundle-identity", words(["label ", key, " is '", value, "', but the bundle's is '", b.labels[key], "'"])) |
 	b.id != {}
+	keys := identity_label_keys # one lookup of the rule, not one per member
 	some i in b.members
 	labels := ents[i].contents.metadata.labels
-	some key in identity_label_keys
+	some key in keys
 	value := labels[key] # undefined unless labels is an object
 	value != b.labels[key]
 } | {finding(anchor(ents, b), "bundle-identity", words(["the bundle of ", want, " lies in folder '", b.dir, "'"])) |

@@ -143,6 +143,7 @@ check_kafka_acls(s) := {finding(s, problem[0], words([acl_where(i, a), " ", prob
 	some i
 	acl := s.contents.spec.authorization.acls[i]
 	allow_acl(acl)
+	not acl_clean(acl, owner)
 	a := acl_of(acl)
 	some problem in acl_problems(a, owner)
 } | {finding(s, "kafka-acl-scope", reason) |
@@ -150,6 +151,7 @@ check_kafka_acls(s) := {finding(s, problem[0], words([acl_where(i, a), " ", prob
 	owner := kafka_owner(s.contents)
 	owner.tenant != ""
 	owner.plugin != ""
+	not platform_prefixes(owner)
 	some reason in prefix_annotation_reasons(owner)
 }
 
@@ -242,6 +244,7 @@ kafka_isolation_fields := {"topicPrefix": annotation_topic_prefix, "groupPrefix"
 check_bundle_kafka(ents, b) := {finding(it, "kafka-acl-scope", words(["annotation ", key, " is '", annotation(it.contents, key), "', but bundle.json's isolation.", field, " is ", want])) |
 	some i in of_kind(ents, b, "KafkaUser")
 	it := ents[i]
+	not kafka_prefixes_recorded(it.contents, b)
 	some field
 	key := kafka_isolation_fields[field]
 	want := isolation_field(ents, b, field)
@@ -326,7 +329,7 @@ bundle_db(ents, b) := {
 # names agree with bundle.json's isolation block when there is one.
 check_bundle_db(ents, b) := check_bundle_db_with(ents, b, bundle_db(ents, b))
 
-check_bundle_db_with(ents, b, db) := ((check_bundle_grant_refs(ents, db) | check_bundle_grant_database(ents, db)) | check_bundle_db_names(ents, b, db)) if {
+check_bundle_db_with(ents, b, db) := ((check_bundle_grant_refs(ents, db) | check_bundle_grant_database(ents, db)) | db_names_with(ents, b, db)) if {
 	count(db.grants) + count(db.schemas) + count(db.roles) > 0
 } else := set()
 

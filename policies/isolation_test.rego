@@ -195,3 +195,65 @@ test_a_kubernetes_rbac_role_is_not_a_database_role if {
 	r := {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": fx_meta("quiz"), "rules": []}
 	count(check_db_role(subject(r))) == 0
 }
+
+# ---------------------------------------------------------------- the fast paths
+
+test_the_platform_prefixes_name_their_tenant_and_plugin if {
+	owner := kafka_owner(fx_kafka_user)
+	platform_prefixes(owner)
+	prefix_annotation_reasons(owner) == set()
+}
+
+test_other_prefixes_or_ids_take_the_regular_expressions if {
+	owner := kafka_owner(fx_kafka_user)
+	not platform_prefixes(object.union(owner, {"topic_prefix": "tenant.acme-school-evil."}))
+	not platform_prefixes(object.union(owner, {"group_prefix": "tenant.acme-school."}))
+	not platform_prefixes(object.union(owner, {"tenant": "acme.school", "topic_prefix": "tenant.acme.school.", "group_prefix": "tenant.acme.school.quiz."}))
+	plain_id("acme-school-42")
+	not plain_id("acme.school")
+	not plain_id("")
+	not plain_id(42)
+}
+
+test_the_acls_under_the_platform_prefixes_are_clean if {
+	owner := kafka_owner(fx_kafka_user)
+	acls := fx_kafka_user.spec.authorization.acls
+	acl_clean(acls[0], owner)
+	acl_clean(acls[1], owner)
+	not acl_clean(acls[2], owner) # no patternType: the slow path defaults it to literal
+	[acl | some acl in acls; count(acl_problems(acl_of(acl), owner)) > 0] == []
+}
+
+test_an_acl_with_a_problem_is_not_clean if {
+	owner := kafka_owner(fx_kafka_user)
+	acls := [
+		{"operations": ["All"], "resource": {"type": "topic", "name": "tenant.acme-school.x", "patternType": "literal"}},
+		{"operations": ["Read"], "resource": {"type": "topic", "name": "tenant.acme-school.*", "patternType": "literal"}},
+		{"operations": ["Read"], "resource": {"type": "topic", "name": "tenant.acme-school.", "patternType": "prefix"}},
+		{"operations": ["Read"], "resource": {"type": "topic", "name": "tenant.riverside.x", "patternType": "literal"}},
+		{"operations": ["Read"], "resource": {"type": "group", "name": "tenant.acme-school.other.", "patternType": "prefix"}},
+		{"operations": ["Read"], "operation": "All", "resource": {"type": "group", "name": "tenant.acme-school.quiz.", "patternType": "prefix"}},
+		{"operations": ["Alter"], "resource": {"type": "cluster", "name": "kafka-cluster"}},
+	]
+	[acl | some acl in acls; acl_clean(acl, owner)] == []
+	[acl | some acl in acls; count(acl_problems(acl_of(acl), owner)) == 0] == []
+}
+
+test_the_recorded_prefixes_and_database_names_are_clean if {
+	b := bundle_of(fx_entries)
+	some i in of_kind(fx_entries, b, "KafkaUser")
+	kafka_prefixes_recorded(fx_entries[i].contents, b)
+	db_names_with(fx_entries, b, bundle_db(fx_entries, b)) == set()
+}
+
+test_database_names_other_than_the_recorded_ones_are_found if {
+	j := json.patch(fx_bundle_json, [{"op": "replace", "path": "/isolation/schema", "value": "other"}])
+	ents := fx_replacing(fx_entries, "bundle.json", j)
+	b := bundle_of(ents)
+	count(db_names_with(ents, b, bundle_db(ents, b))) == 1
+	j2 := json.patch(fx_bundle_json, [{"op": "replace", "path": "/isolation/topicPrefix", "value": "tenant.other."}])
+	ents2 := fx_replacing(fx_entries, "bundle.json", j2)
+	b2 := bundle_of(ents2)
+	some u in of_kind(ents2, b2, "KafkaUser")
+	not kafka_prefixes_recorded(ents2[u].contents, b2)
+}

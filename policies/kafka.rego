@@ -61,7 +61,7 @@ kafka_of(ents, b) := k if {
 	k := bundle_kafka(ents, b)
 } else := {}
 
-bundle_isolation(ents, b) := object.get(ents[b.info].contents, "isolation", {}) if b.info >= 0
+bundle_isolation(ents, b) := object.get(b.json[0], "isolation", {}) if b.info >= 0
 
 bundle_isolation(ents, b) := {} if b.info < 0
 

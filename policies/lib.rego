@@ -256,7 +256,10 @@ kind_index(ents) := {k: array.slice(idxs, starts[k], stop) | some k; stop := end
 # folder, the indexes of its entries (idx) and of its Kubernetes objects (members, and as a set:
 # member_set), the index of its
 # bundle.json (-1 if none), whom it belongs to (id: tenant, plugin, env; {} if unknown), the
-# identity labels its objects carry, and the indexes of its entries by kind (kinds: of_kind).
+# identity labels its objects carry, and the indexes of its entries by kind (kinds: of_kind);
+# and, read once here, bundle.json's contents (json: [] if none) and its one Namespace entry
+# (namespace: [] unless exactly one). A function that indexes the input (ents[i]) costs regorus
+# about as much as a scan of it on every call; the checks read these instead.
 make_bundle(ents, index, folder) := {
 	"dir": concat("/", folder),
 	"idx": idx,
@@ -265,11 +268,15 @@ make_bundle(ents, index, folder) := {
 	"info": info,
 	"id": id,
 	"labels": identity_label_values(id),
-	"kinds": bundle_kinds(index, idx, folder),
+	"kinds": kinds,
+	"json": [ents[info].contents | info >= 0],
+	"namespace": [ents[nss[0]] | count(nss) == 1],
 } if {
 	idx := [i | some i; index.dirs[i] == folder]
 	info := bundle_info(index, idx)
 	id := bundle_identity(ents, idx, info)
+	kinds := bundle_kinds(index, idx, folder)
+	nss := object.get(kinds, "Namespace", [])
 }
 
 # The bundle of a list of entries that share one folder (unit tests).
@@ -319,7 +326,6 @@ anchor(ents, b) := ents[ns[0]] if {
 
 # A field of bundle.json's "isolation" block, when the renderer wrote one.
 isolation_field(ents, b, key) := v if {
-	b.info >= 0
-	v := ents[b.info].contents.isolation[key]
+	v := b.json[0].isolation[key]
 	non_empty_string(v)
 }

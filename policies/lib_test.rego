@@ -106,3 +106,16 @@ test_entries_of_kinds_lists_the_entries_of_the_wanted_kinds_only if {
 	entries_of_kinds(kinds, {"Job"}) == []
 	entries_of_kinds({}, pod_kinds) == []
 }
+
+test_a_bundle_carries_its_bundle_json_and_its_one_namespace if {
+	b := bundle_of(fx_entries)
+	b.json == [fx_bundle_json]
+	b.namespace == [fx_entry("namespace-plugin-acme-school-quiz.yaml", fx_namespace)]
+	the_namespace(fx_entries, b) == b.namespace[0]
+	two := array.concat(fx_entries, [fx_entry("namespace-other.yaml", fx_namespace)])
+	bundle_of(two).namespace == []
+	none := bundle_of(fx_without(fx_entries, "bundle.json"))
+	none.json == []
+	bundle_isolation(fx_entries, b) == fx_bundle_json.isolation
+	bundle_isolation(fx_entries, none) == {}
+}

@@ -86,3 +86,27 @@ test_a_missing_default_deny_is_reported_on_the_namespace if {
 	some f in check_bundle_default_deny(ents, bundle_of(ents))
 	startswith(f, "network-default-deny: dev/plugins/acme-school/quiz/namespace-plugin-acme-school-quiz.yaml: Namespace/plugin-acme-school-quiz: ")
 }
+
+# ---------------------------------------------------------------- the fast path
+
+test_network_policies_whose_egress_names_namespaces_are_clean if {
+	egress_clean(fx_network_policy)
+	egress_clean(fx_default_deny)
+	count(check_egress_open(subject(fx_network_policy))) == 0
+}
+
+test_a_network_policy_with_an_open_egress_rule_is_not_clean if {
+	open_rules := [
+		{"ports": [{"port": 443}]},
+		{"to": []},
+		{"to": [{}]},
+		{"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}]},
+		{"to": [{"namespaceSelector": {}}]},
+		{"to": [{"namespaceSelector": {"matchLabels": "x"}}]},
+		{"to": [{"namespaceSelector": {"matchLabels": {}}}]},
+	]
+	wrongly_clean := [r | some r in open_rules; egress_clean(fx_with_egress(r))]
+	wrongly_clean == []
+	found := [r | some r in open_rules; count(check_egress_open(subject(fx_with_egress(r)))) > 0]
+	count(found) == count(open_rules)
+}

@@ -50,31 +50,40 @@ min_uid := 10000
 # through check_pod_runtime. pod_test.rego holds the two together.
 pod_runtime_clean(obj) if {
 	spec := pod_spec(obj)
-	fs_group := oget(pod_security(spec), "fsGroup", null)
-	high_id(fs_group)
+	high_id(spec.securityContext.fsGroup) # fsGroup of pod_security(spec), read by reference
 	not low_id_container(spec)
 	grace := oget(spec, "terminationGracePeriodSeconds", default_grace_seconds)
-	not stops_badly(spec, grace)
+	is_number(grace)
+	not stops_badly(oget(spec, "containers", []), grace)
 }
 
+# The clean path reads fields by reference (workload.rego's security(spec, c, key) is
+# effective_id(spec, c, key) without the object.get calls): a reference that is undefined, or a
+# value of another type, only sends the workload through check_pod_runtime.
 low_id_container(spec) if {
 	some c in containers(spec)
 	some key in ["runAsUser", "runAsGroup"]
-	v := effective_id(spec, c, key)
-	not high_id(v)
+	not high_id(security(spec, c, key))
 }
 
-# A container without a preStop handler, or one that sleeps for the whole grace period.
-stops_badly(spec, grace) if {
-	some c in oget(spec, "containers", [])
-	pre_stop(c) == null
+# A container without a preStop handler, or one that sleeps for the whole grace period (or that
+# the clean path cannot judge by reference: check_pod_runtime says which).
+stops_badly(cs, grace) if {
+	some c in cs
+	not stops_in_time(c, grace)
 }
 
-stops_badly(spec, grace) if {
-	some c in oget(spec, "containers", [])
-	delay := pre_stop_sleep(c)
-	delay >= grace
+stops_in_time(c, grace) if {
+	c.lifecycle.preStop != null
+	delay := pre_stop_delay(c)
+	is_number(delay)
+	delay < grace
 }
+
+# pre_stop_sleep(c), read by reference.
+pre_stop_delay(c) := d if {
+	d := c.lifecycle.preStop.sleep.seconds
+} else := 0
 
 # ---------------------------------------------------------------- high UID and GID (checkov CKV_K8S_40)
 

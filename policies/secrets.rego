@@ -58,10 +58,58 @@ check_bundle_secret_stores(ents, b) := secret_stores_with(ents, b, bundle_secret
 secret_stores_with(ents, b, f) := {finding(ents[i], "secret-store-scope", reason) |
 	stores := bundle_stores(ents, b)
 	some i in of_kind(ents, b, "ExternalSecret")
-	some reason in external_secret_reasons(ents[i].contents, stores, f)
+	es := ents[i].contents
+	not external_secret_clean(es, stores, f)
+	some reason in external_secret_reasons(es, stores, f)
 } | {finding(ents[i], "secret-store-scope", reason) |
 	some i in of_kind(ents, b, "SecretStore")
-	some reason in store_reasons(ents[i].contents.spec.provider, f)
+	p := ents[i].contents.spec.provider
+	not store_clean(p, f)
+	some reason in store_reasons(p, f)
+}
+
+# The fast paths of external_secret_reasons and store_reasons (as workload.rego's
+# workload_clean): an ExternalSecret that names a SecretStore of the bundle (and, through a
+# kubernetes store, reads only the KafkaUser's secret, by name), and a store with one vault or
+# kubernetes provider that logs in as a ServiceAccount of the bundle (under the bundle's Vault
+# role; reading the Kafka namespace), read by reference, without building the reasons. Anything
+# else goes through the reasons, which say what is wrong. secrets_test.rego holds the two together.
+external_secret_clean(es, stores, f) if {
+	ref := es.spec.secretStoreRef
+	ref.kind == "SecretStore"
+	stores[ref.name]
+	store_serves(es, stores[ref.name], f)
+}
+
+store_serves(es, store, f) if {
+	not store.kubernetes
+	not es.metadata.annotations["plugins.adapstory.io/secret-store-provider"] == "kubernetes"
+} else := true if {
+	store.kubernetes
+	object.get(es.spec, "dataFrom", []) == []
+	not foreign_remote_key(object.get(es.spec, "data", []), f.kafka_secret)
+}
+
+foreign_remote_key(entries, key) if {
+	some entry in entries
+	not entry.remoteRef.key == key
+}
+
+store_clean(p, f) if {
+	object.keys(p) == {"vault"}
+	object.keys(p.vault.auth) == {"kubernetes"}
+	kube := p.vault.auth.kubernetes
+	kube.role == f.vault_role
+	kube.serviceAccountRef.name in f.sa
+	not kube.secretRef
+	not kube.serviceAccountRef.namespace
+} else := true if {
+	object.keys(p) == {"kubernetes"}
+	k := p.kubernetes
+	k.remoteNamespace == f.kafka_ns
+	object.keys(k.auth) == {"serviceAccount"}
+	k.auth.serviceAccount.name in f.sa
+	not k.auth.serviceAccount.namespace
 }
 
 store_ref(es) := {"kind": object.get(ref, "kind", "SecretStore"), "name": object.get(ref, "name", "")} if {
@@ -149,7 +197,42 @@ vault_config_with(ents, b, f) := {finding(ents[i], "vault-role-scope", reason) |
 	policies := {vault_object_name(ents[p].contents) | some p in of_kind(ents, b, "Policy"); vault_config_object(ents[p].contents)}
 	some i in b.members
 	startswith(ents[i].contents.apiVersion, "redhatcop.redhat.io/") # vault_config_object, written out
+	not vault_object_clean(ents[i].contents, f, policies)
 	some reason in vault_config_reasons(ents[i].contents, f, policies)
+}
+
+# The fast path of vault_config_reasons (as workload.rego's workload_clean): a
+# KubernetesAuthEngineRole or a Policy in the platform-admin namespace, named as the bundle's Vault
+# role, that admits only the bundle's namespace, ServiceAccounts and Policies, or whose policy text
+# is the one path block the renderer writes (read under the bundle's prefix); read by reference,
+# without building the reasons. Anything else goes through vault_config_reasons, which says what
+# is wrong. secrets_test.rego holds the two together.
+vault_object_clean(obj, f, policies) if {
+	ns := obj.metadata.namespace
+	is_string(ns)
+	ns == f.vault_ns
+	name := obj.spec.name
+	is_string(name)
+	name == f.vault_role
+	vault_kind_clean(obj, f, policies)
+}
+
+vault_kind_clean(obj, f, policies) if {
+	obj.kind == "KubernetesAuthEngineRole"
+	obj.spec.targetNamespaces == {"targetNamespaces": [f.ns]}
+	sas := obj.spec.targetServiceAccounts
+	count({sa | some sa in sas} - f.sa) == 0
+	count({p | some p in object.get(obj.spec, "policies", [])} - policies) == 0
+} else := true if {
+	obj.kind == "Policy"
+	prefix := f.vault_prefix
+	is_string(prefix)
+	prefix != ""
+	not contains(prefix, "\"")
+	not contains(prefix, "}")
+	path := concat("", ["secret/data/", prefix, "*"])
+	obj.spec.policy == concat("", ["path \"", path, "\" {\n  capabilities = [\"read\"]\n}\n"])
+	not path_tricks(trim_suffix(path, "*"))
 }
 
 vault_object_name(obj) := n if {

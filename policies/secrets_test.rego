@@ -104,3 +104,71 @@ test_a_vault_policy_with_text_before_its_path_is_denied if {
 	p := json.patch(fxk_policy, [{"op": "replace", "path": "/spec/policy", "value": concat("", ["# hello\n", fxk_policy.spec.policy])}])
 	rules_of(store_findings(fxk_with("policy-plugin-acme-school-quiz.yaml", p))) == {"vault-role-scope"}
 }
+
+# ---------------------------------------------------------------- the fast paths
+
+# A fast path holds only where its check finds nothing (it may also fail there: the check decides).
+secrets_fxk_facts := bundle_secret_facts(fxk_entries, bundle_of(fxk_entries))
+
+secrets_fxk_policies := {fxk_user}
+
+test_the_renderers_vault_role_and_policy_are_clean if {
+	vault_object_clean(fxk_auth_role, secrets_fxk_facts, secrets_fxk_policies)
+	vault_object_clean(fxk_policy, secrets_fxk_facts, secrets_fxk_policies)
+	count(vault_config_reasons(fxk_auth_role, secrets_fxk_facts, secrets_fxk_policies)) == 0
+	count(vault_config_reasons(fxk_policy, secrets_fxk_facts, secrets_fxk_policies)) == 0
+}
+
+vault_object_edits := [
+	[fxk_auth_role, [{"op": "replace", "path": "/metadata/namespace", "value": "vault"}]],
+	[fxk_auth_role, [{"op": "replace", "path": "/spec/name", "value": "plugin-riverside-quiz"}]],
+	[fxk_auth_role, [{"op": "replace", "path": "/spec/targetServiceAccounts", "value": ["quiz", "default"]}]],
+	[fxk_auth_role, [{"op": "remove", "path": "/spec/targetServiceAccounts"}]],
+	[fxk_auth_role, [{"op": "replace", "path": "/spec/policies", "value": ["admin"]}]],
+	[fxk_auth_role, [{"op": "replace", "path": "/spec/targetNamespaces", "value": {"targetNamespaceSelector": {}}}]],
+	[fxk_policy, [{"op": "replace", "path": "/spec/policy", "value": "path \"secret/data/adapstory/plugins/quiz/acme-school/*\" {\n  capabilities = [\"read\", \"list\"]\n}\n"}]],
+	[fxk_policy, [{"op": "replace", "path": "/spec/policy", "value": "path \"secret/data/adapstory/plugins/*\" {\n  capabilities = [\"read\"]\n}\n"}]],
+	[fxk_policy, [{"op": "replace", "path": "/kind", "value": "AuthEngineMount"}]],
+]
+
+test_a_vault_object_with_any_reason_is_not_clean if {
+	wrongly_clean := [n |
+		some n
+		edit := vault_object_edits[n]
+		obj := json.patch(edit[0], edit[1])
+		vault_object_clean(obj, secrets_fxk_facts, secrets_fxk_policies)
+	]
+	wrongly_clean == []
+	found := [n |
+		some n
+		edit := vault_object_edits[n]
+		count(vault_config_reasons(json.patch(edit[0], edit[1]), secrets_fxk_facts, secrets_fxk_policies)) > 0
+	]
+	count(found) == count(vault_object_edits)
+}
+
+test_a_policy_prefix_with_a_quote_takes_the_slow_path if {
+	facts := object.union(secrets_fxk_facts, {"vault_prefix": "adapstory/plugins/quiz\"/acme-school/"})
+	not vault_object_clean(fxk_policy, facts, secrets_fxk_policies)
+}
+
+test_the_renderers_stores_and_external_secrets_are_clean if {
+	stores := bundle_stores(fxk_entries, bundle_of(fxk_entries))
+	external_secret_clean(fxk_vault_secret, stores, secrets_fxk_facts)
+	external_secret_clean(fxk_kafka_secret, stores, secrets_fxk_facts)
+	store_clean(fxk_vault_store.spec.provider, secrets_fxk_facts)
+	store_clean(fxk_kafka_store.spec.provider, secrets_fxk_facts)
+}
+
+test_stores_and_external_secrets_with_a_reason_are_not_clean if {
+	stores := bundle_stores(fxk_entries, bundle_of(fxk_entries))
+	not external_secret_clean(fx_external_secret, stores, secrets_fxk_facts)
+	not external_secret_clean(json.patch(fxk_kafka_secret, [{"op": "replace", "path": "/spec/data/1/remoteRef/key", "value": "other"}]), stores, secrets_fxk_facts)
+	not external_secret_clean(json.patch(fxk_kafka_secret, [{"op": "add", "path": "/spec/dataFrom", "value": [{"extract": {"key": fxk_user}}]}]), stores, secrets_fxk_facts)
+	not external_secret_clean(json.patch(fxk_vault_secret, [{"op": "add", "path": "/metadata/annotations", "value": {"plugins.adapstory.io/secret-store-provider": "kubernetes"}}]), stores, secrets_fxk_facts)
+	not store_clean(json.patch(fxk_vault_store, [{"op": "add", "path": "/spec/provider/vault/auth/kubernetes/secretRef", "value": {"name": "t"}}]).spec.provider, secrets_fxk_facts)
+	not store_clean(json.patch(fxk_vault_store, [{"op": "replace", "path": "/spec/provider/vault/auth/kubernetes/role", "value": "other"}]).spec.provider, secrets_fxk_facts)
+	not store_clean(json.patch(fxk_kafka_store, [{"op": "add", "path": "/spec/provider/kubernetes/auth/serviceAccount/namespace", "value": "kafka"}]).spec.provider, secrets_fxk_facts)
+	not store_clean(json.patch(fxk_kafka_store, [{"op": "remove", "path": "/spec/provider/kubernetes/remoteNamespace"}]).spec.provider, secrets_fxk_facts)
+	not store_clean({"vault": fxk_vault_store.spec.provider.vault, "kubernetes": fxk_kafka_store.spec.provider.kubernetes}, secrets_fxk_facts)
+}

@@ -230,3 +230,23 @@ test_an_added_net_bind_service_capability_keeps_a_workload_clean if {
 test_an_object_without_a_pod_spec_is_not_clean if {
 	not workload_clean(fx_namespace)
 }
+
+test_an_image_pinned_plainly_by_digest_is_pinned if {
+	image := concat("", ["ghcr.io/acme/quiz:1.0.0@", fx_digest])
+	pinned_plainly(image)
+	pinned_by_digest(image)
+}
+
+test_an_image_not_pinned_plainly_takes_the_regular_expression if {
+	images := [
+		"ghcr.io/acme/quiz:1.0.0",
+		concat("", ["ghcr.io/acme/quiz@", fx_digest, "0"]),
+		concat("", ["ghcr.io/acme/quiz@x@", fx_digest]),
+		concat("", ["ghcr.io/acme/quiz @", fx_digest]),
+		concat("", ["@", fx_digest]),
+		"ghcr.io/acme/quiz@sha256:5F020177D7EE8C6F4B827A5473CE489C3D5C7686C5DE7CBC1D51D190624F95ED",
+		5,
+	]
+	[i | some i in images; pinned_plainly(i)] == []
+	[i | some i in images; pinned_by_digest(i)] == []
+}
