@@ -34,7 +34,7 @@ from renderer.gitops.changes import (
 )
 from renderer.gitops.checked import CheckedTrees
 from renderer.gitops.git import BLOB, Git, Tree
-from renderer.gitops.outline import Outlines, files_id, fold, folder_files, is_folded, unfold
+from renderer.gitops.outline import Outlines, files_id, fold, is_folded
 from renderer.gitops.history import HeldClaim, held_claims
 from renderer.gitops.request import Rendered
 from renderer.gitops.texts import commit_message
@@ -248,7 +248,6 @@ class Repo:
 
             return _publish_change(ws, head, tree, change, outcome, message, opts, "render commit", self.checked,
                                    clean, self.outlines)
-
 
     def _clean_check(self, head: Optional[str]) -> Callable[[], None]:
         """The working-tree check the commit awaits: the snapshot's, when it still stands."""

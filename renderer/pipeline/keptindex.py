@@ -91,19 +91,11 @@ class KeptIndex:
     def __init__(self, cache_dir: Optional[Path]):
         self.root = None if cache_dir is None else Path(cache_dir) / "kept-bundles" / VERSION
         self._read: dict[str, Optional[Entry]] = {}  # key -> the entry read, before the plan is compared
-        # (gates digest, path) -> (ids, entry_key), computed once a run (a run looks a bundle up
-        # several times)
-        self._keys: dict[tuple[str, str], tuple[Ids, str]] = {}
         self._run = time.time_ns()  # this run's rows (``_prune``)
 
     def key(self, gates_digest: str, path: str, ids: Ids) -> str:
-        """``entry_key`` of these files at ``path`` (computed once a run)."""
-        known = self._keys.get((gates_digest, path))
-        if known is not None and (known[0] is ids or known[0] == ids):
-            return known[1]
-        key = entry_key(gates_digest, path, ids)
-        self._keys[gates_digest, path] = (ids, key)
-        return key
+        """``entry_key`` of the folder with id ``ids`` at ``path``."""
+        return entry_key(gates_digest, path, ids)
 
     @property
     def database(self) -> Optional[Path]:
