@@ -10,7 +10,6 @@ import os
 from pathlib import Path
 
 from renderer.core.errors import Finding, InputError, Problem, Rejected, UsageError
-from renderer.flows.migrations_check import check
 
 
 def register(subparsers) -> None:
@@ -44,6 +43,8 @@ def run(args: argparse.Namespace) -> None:
     migration), ``UsageError`` or ``OutsideSystemError``."""
     if not args.postgres_url:
         raise UsageError("--postgres-url (or $RENDER_POSTGRES_URL) is required")
+    from renderer.flows.migrations_check import check  # PostgreSQL's parser: loaded for this command only
+
     base = args.target if (args.target / "catalog").is_dir() else args.target.parent
     report = check(args.target, args.postgres_url)
     if report.findings:

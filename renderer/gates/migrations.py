@@ -55,7 +55,7 @@ from typing import Iterable
 
 from renderer.core.errors import Problem
 from renderer.core.semver import Version, is_semver
-from renderer.gates import sqlscope
+from renderer.gates.migration_verdicts import MigrationVerdicts
 from renderer.gates.migration_history import (
     CONTRACT_MARKER_RE,
     first_difference as _first_difference,
@@ -187,6 +187,8 @@ def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFindi
                     for name in sorted(big & set(new)))
     # Scope (PostgreSQL's parser) first: the new files, all of them when the version moves the
     # plugin to another schema. What it cannot parse is rejected and never reaches squawk.
+    from renderer.gates import sqlscope  # PostgreSQL's parser: loaded only when a version is checked
+
     schema = sqlscope.plugin_schema(version_dir)
     same = previous is not None and sqlscope.plugin_schema(catalog_plugin_dir / previous) == schema
     scoped = _scope(mig_dir, {n: d for n, d in (new if same else files).items() if n not in big}, schema)
@@ -197,14 +199,17 @@ def check_version(catalog_plugin_dir: Path, version: str) -> list[MigrationFindi
 
 
 def check_catalog(
-    catalog_dir: Path, wanted: Iterable[tuple[str, str]] | None = None, *, history: bool = True
+    catalog_dir: Path, wanted: Iterable[tuple[str, str]] | None = None, *, history: bool = True,
+    cache_dir: Path | None = None,
 ) -> list[MigrationFinding]:
     """Check the asked (plugin, version) pairs (None: every catalog version).
 
     With ``history`` (the default) each asked version is checked with every catalog version of
     its plugin below it, since upgrading to it runs their new files too. "Previous" is always
     computed over all catalog versions. Pairs that name no catalog folder are skipped (``load``
-    reports them). Findings are sorted and free of duplicates.
+    reports them). Findings are sorted and free of duplicates. ``cache_dir``: the verdicts of
+    earlier runs are taken for versions whose plugin folder is byte for byte the same
+    (``migration_verdicts``), and this run's are recorded there.
     """
     catalog_dir = Path(catalog_dir)
     if wanted is None:
@@ -228,9 +233,26 @@ def check_catalog(
             top = Version(version)
             steps.update((plugin, text) for ver, text in _versions(plugin_dir) if ver < top)
     found: set[MigrationFinding] = set()
+    recorded = MigrationVerdicts(cache_dir, lambda: squawk_path())  # a module global, looked up when used
     for plugin, version in sorted(steps):
-        found.update(check_version(catalog_dir / plugin, version))
+        found.update(_checked(recorded, catalog_dir / plugin, version))
     return sorted(found)
+
+
+def _checked(recorded: MigrationVerdicts, plugin_dir: Path, version: str) -> list[MigrationFinding]:
+    """``check_version``'s findings, from the record of an earlier run when there is one."""
+    key = recorded.key(plugin_dir, version)
+    known = recorded.get(key)
+    if known is not None:
+        return [MigrationFinding(plugin_dir / rel, line, rule, message, blocking)
+                for rel, line, rule, message, blocking in known]
+    findings = check_version(plugin_dir, version)
+    try:
+        recorded.put(key, [(f.path.relative_to(plugin_dir).as_posix(), f.line, f.rule, f.message, f.blocking)
+                           for f in findings])
+    except ValueError:  # a path outside the plugin folder: not recorded
+        pass
+    return findings
 
 
 def as_problems(findings: Iterable[MigrationFinding], root: Path) -> list[Problem]:
@@ -264,6 +286,8 @@ def _links(mig_dir: Path) -> list[MigrationFinding]:
 
 def _scope(mig_dir: Path, files: dict[str, bytes], schema: str) -> list[MigrationFinding]:
     """``sqlscope``'s findings for these files, always blocking (non-UTF-8 files: ``_lint_new`` says so)."""
+    from renderer.gates import sqlscope
+
     out = []
     for name, data in files.items():
         try:

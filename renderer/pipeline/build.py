@@ -240,7 +240,7 @@ def checked_input(request: BuildRequest, timings: dict):
     t = time.perf_counter()
     used = {(i.model.metadata.name, i.model.spec.version) for e in inputs.environments for ti in e.tenants
             for i in ti.installs if (i.model.metadata.name, i.model.spec.version) in inputs.catalog}
-    findings = migrations.check_catalog(inputs.root / "catalog", used)
+    findings = migrations.check_catalog(inputs.root / "catalog", used, cache_dir=request.cache_dir)
     problems += migrations.as_problems(findings, inputs.root)
     timings["migrations"] = time.perf_counter() - t
     if problems:

@@ -91,11 +91,15 @@ class KeptIndex:
     def __init__(self, cache_dir: Optional[Path]):
         self.root = None if cache_dir is None else Path(cache_dir) / "kept-bundles" / VERSION
         self._read: dict[str, Optional[Entry]] = {}  # key -> the entry read, before the plan is compared
+        self._keys: dict[tuple[str, str, Ids], str] = {}  # a run asks for a bundle's key about five times
         self._run = time.time_ns()  # this run's rows (``_prune``)
 
     def key(self, gates_digest: str, path: str, ids: Ids) -> str:
-        """``entry_key`` of the folder with id ``ids`` at ``path``."""
-        return entry_key(gates_digest, path, ids)
+        """``entry_key`` of the folder with id ``ids`` at ``path`` (hashed once a run)."""
+        key = self._keys.get((gates_digest, path, ids))
+        if key is None:
+            key = self._keys[gates_digest, path, ids] = entry_key(gates_digest, path, ids)
+        return key
 
     @property
     def database(self) -> Optional[Path]:

@@ -111,7 +111,10 @@ class _Reader:
     def inside(self, path: Path) -> bool:
         """Whether ``path`` may be read: no symbolic link on the way from the root, and it resolves
         inside the repo. Reports it (once) when not: nothing outside the repo is ever read.
-        A folder found clean is remembered, so a path in it costs one ``lstat`` of its own name."""
+        A folder found clean is remembered, so a path in it costs one ``lstat`` of its own name, and
+        the folder itself nothing."""
+        if path in self._clean:
+            return True
         if path.parent in self._clean:
             try:
                 mode = os.lstat(path).st_mode
@@ -276,6 +279,18 @@ def _entries(reader: _Reader, folder: Path) -> list[tuple[Path, str]]:
     return out
 
 
+def _tenant_kinds(reader: _Reader, tenant_dir: Path) -> dict[str, str]:
+    """The kinds ("file", "dir", "link", "other") of ``tenant.yaml`` and ``plugins`` in a tenant
+    folder that ``_entries`` listed, from one directory read instead of a ``stat`` of each (at
+    10,000 bundles, 3,334 tenant folders). In a folder not known to be clean, the names are
+    reported as links, so that they go through ``_Reader.inside`` as before."""
+    with os.scandir(tenant_dir) as it:
+        found = {e.name: e for e in it if e.name in ("tenant.yaml", "plugins")}
+    clean = tenant_dir in reader._clean
+    return {name: "link" if not clean or e.is_symlink() else "dir" if e.is_dir(follow_symlinks=False)
+            else "file" if e.is_file(follow_symlinks=False) else "other" for name, e in found.items()}
+
+
 def _listing(reader: _Reader, folder: Path) -> list[Path]:
     """The entries of a folder the loader may read (no dot files; links and escapes reported)."""
     return [path for path, _ in _entries(reader, folder)]
@@ -376,16 +391,18 @@ def load(root: Path, only_env: Optional[str] = None, parsed: Optional[ParsedInpu
             if kind != "dir":
                 reader.problem(tenant_dir, 0, "", "unexpected file: tenants/ holds one folder per tenant id")
                 continue
-            tenant_file = tenant_dir / "tenant.yaml"
-            if not tenant_file.is_file() and not tenant_file.is_symlink():
+            tenant_file, plugins_dir = tenant_dir / "tenant.yaml", tenant_dir / "plugins"
+            kinds = _tenant_kinds(reader, tenant_dir)
+            if kinds.get("tenant.yaml") not in ("file", "link"):
                 reader.problem(tenant_dir, 0, "", "missing tenant.yaml in this tenant folder")
                 continue
-            tenant = reader.read(tenant_file, Tenant)
+            tenant = reader.read(tenant_file, Tenant, listed=kinds["tenant.yaml"] == "file")
             if tenant:
                 _name_matches(reader, tenant, tenant_dir.name, "tenant folder name")
             installs = []
-            plugins_dir = tenant_dir / "plugins"
-            if plugins_dir.is_dir():
+            if kinds.get("plugins") == "dir":
+                reader.mark_clean(plugins_dir)
+            if kinds.get("plugins") == "dir" or (kinds.get("plugins") == "link" and plugins_dir.is_dir()):
                 for path in _yaml_files(reader, plugins_dir):
                     inst = reader.read(path, PluginInstall, listed=True)
                     if inst:

@@ -24,15 +24,13 @@ Rows of other code digests are removed when a run writes; at most ``MAX_ROWS`` a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Optional
 
-from renderer import __version__
+from renderer.core import codeid
 from renderer.core.yamlio import Document
 
 VERSION = "v1"
@@ -42,21 +40,12 @@ MAX_ROW_BYTES = 1 << 20  # an input file is at most 1 MiB (yamlio.MAX_INPUT_BYTE
 BUSY_SECONDS = 5.0
 _SCHEMA = ("CREATE TABLE docs (code TEXT NOT NULL, model TEXT NOT NULL, sha TEXT NOT NULL, doc BLOB NOT NULL, "
            "PRIMARY KEY (code, model, sha))")
-_PACKAGE = Path(__file__).resolve().parent.parent
 
 
 def code_digest() -> str:
-    """sha256 over every module of the renderer and the versions of the libraries that parse and
-    validate: any change of them starts afresh."""
-    h = hashlib.sha256(f"{VERSION}\0{__version__}\0".encode())
-    for name in ("PyYAML", "pydantic", "pydantic-core"):
-        try:
-            h.update(f"{name}={metadata.version(name)}\0".encode())
-        except metadata.PackageNotFoundError:
-            h.update(f"{name}=?\0".encode())
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        h.update(path.relative_to(_PACKAGE).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()
+    """``codeid.code_digest`` of the code that parses and validates: every module of the renderer
+    and the versions of PyYAML, pydantic and pydantic-core."""
+    return codeid.code_digest(VERSION, ("PyYAML", "pydantic", "pydantic-core"))
 
 
 class ParsedInputs:

@@ -265,6 +265,12 @@ ESCAPES = [
                  id="tenant-folder-symlink"),
     pytest.param(with_outside(symlink("catalog/grade-sync", "{outside}")), r"catalog/grade-sync: is a symbolic link",
                  id="catalog-plugin-folder-symlink"),
+    pytest.param(with_outside(symlink(f"dev/tenants/{T1}/plugins", "{outside}")),
+                 rf"dev/tenants/{T1}/plugins: is a symbolic link", id="tenant-plugins-folder-symlink"),
+    pytest.param(with_outside(lambda root: (root / TENANT).unlink() or os.mkfifo(root / TENANT)),
+                 rf"dev/tenants/{T1}: missing tenant.yaml", id="tenant-file-a-fifo"),
+    pytest.param(with_outside(lambda root: (root / TENANT).unlink() or (root / TENANT).mkdir()),
+                 rf"dev/tenants/{T1}: missing tenant.yaml", id="tenant-file-a-folder"),
     pytest.param(with_outside(lambda root: os.mkfifo(root / "catalog/quiz-generator/1.3.0/migrations/003_fifo.sql")),
                  r"catalog/quiz-generator/1.3.0/migrations/003_fifo.sql: not a regular file", id="migration-fifo"),
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from renderer.core import codeid
 from renderer.core.errors import InputError
 from renderer.pipeline import load as load_module
 from renderer.pipeline import parsedinputs
@@ -125,7 +126,7 @@ def test_the_code_digest_changes_with_any_module_of_the_renderer(tmp_path, monke
     package = tmp_path / "renderer"
     (package / "core").mkdir(parents=True)
     (package / "core" / "yamlio.py").write_text("x = 1\n")
-    monkeypatch.setattr(parsedinputs, "_PACKAGE", package)
+    monkeypatch.setattr(codeid, "_PACKAGE", package)
     before = parsedinputs.code_digest()
     (package / "core" / "yamlio.py").write_text("x = 2\n")
     assert parsedinputs.code_digest() != before
