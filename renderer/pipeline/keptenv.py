@@ -26,6 +26,8 @@ import re
 from pathlib import Path
 from typing import Iterable, Optional
 
+import orjson
+
 from renderer.core import layout
 from renderer.pipeline.provenance import signature_record
 
@@ -85,7 +87,7 @@ class KeptEnvironments:
             path = self.root / key
             if path.stat().st_size > MAX_RECORD_BYTES:
                 return None
-            doc = json.loads(path.read_bytes())
+            doc = orjson.loads(path.read_bytes())
         except (OSError, ValueError, RecursionError):
             return None
         return _folders(doc, env)

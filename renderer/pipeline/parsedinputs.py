@@ -30,6 +30,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any, Optional
 
+import orjson
+
 from renderer.core import codeid
 from renderer.core.yamlio import Document
 
@@ -164,7 +166,7 @@ def _plain(value: Any, depth: int) -> bool:
 def _document(row: bytes) -> Optional[Document]:
     """The document a row holds, when it has the shape ``add`` writes; else None."""
     try:
-        doc = json.loads(row)
+        doc = orjson.loads(row)
     except (ValueError, RecursionError):
         return None
     if not (isinstance(doc, list) and len(doc) == 2 and isinstance(doc[0], dict) and isinstance(doc[1], list)):
