@@ -161,14 +161,17 @@ def _render_range(task: tuple[tuple[int, int], Mapping]) -> list[RenderedBundle]
             drift = f"drift: {p.path} is not what render writes for its inputs (changed outside render); rendered afresh"
         app = renderer.render_application(p)
         violations += gates.check_objects(f"{p.env}/argocd", [app], p.platform.kubernetesVersion)
+        app_file = (app[0], dump(app[1]))
         if staging is not None and not violations:
             if bundle is kept and isinstance(reuse[p.path], Path):  # same bytes: link, don't copy
                 Staging.link_into(staging, p.path, reuse[p.path], [name for name, _ in bundle.files])
             else:
                 Staging.write_into(staging, p.path, bundle.files)
+            # its Application too (the parent writes the rest of argocd/: 10,000 files it need not write)
+            Staging.add_into(staging, layout.argocd_dir(p.env), [app_file])
         folder_id = _worker["folder_id"]
         ids = folder_id(bundle.files) if folder_id is not None and not violations else ""
-        out.append(RenderedBundle(p.path, len(bundle.objects), (app[0], dump(app[1])), tuple(violations),
+        out.append(RenderedBundle(p.path, len(bundle.objects), app_file, tuple(violations),
                                   tuple(gates.warnings), verdict_key, bundle is kept, gates.facts(bundle), drift,
                                   was_held, ids))
     return out
@@ -350,9 +353,7 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
     records: dict[str, dict] = {}  # key -> environment-wide files, recorded once the run passed
     for env in envs:
         if request.shard is not None:  # the join renders the environment-wide files over every shard
-            if staging is not None and apps_by_env[env.name]:
-                staging.write_folder(layout.argocd_dir(env.name), sorted(apps_by_env[env.name]))
-            result.objects += len(apps_by_env[env.name])
+            result.objects += len(apps_by_env[env.name])  # the workers wrote them
             continue
         # With --only, the other bundles are not rendered this run: plan() has already checked
         # their names; the AppProject check needs them all, so it is left to a full run (or validate).
@@ -371,7 +372,11 @@ def _render_all(request: BuildRequest, envs, plans, staging: Optional[Staging], 
                 records[key] = environment_wide(folders, apps)
         if staging is not None:
             for folder, files in folders.items():
-                staging.write_folder(folder, files)
+                if folder == layout.argocd_dir(env.name):  # but the Applications the workers wrote
+                    written = {name for name, _ in apps}
+                    staging.add_folder(folder, [f for f in files if f[0] not in written])
+                else:
+                    staging.write_folder(folder, files)
         result.objects += 2 + len(apps_by_env[env.name])
     if staging is not None and request.shard is not None:
         (staging.path / FACTS_FILE).write_bytes(facts_document(request.shard, envs, everything))

@@ -78,13 +78,23 @@ class Staging:
     def write_folder(self, rel: str, files: Iterable[tuple[str, bytes]]) -> None:
         self.write_into(self.path, rel, files)
 
+    def add_folder(self, rel: str, files: Iterable[tuple[str, bytes]]) -> None:
+        self.add_into(self.path, rel, files)
+
     @staticmethod
     def write_into(staging: Path, rel: str, files: Iterable[tuple[str, bytes]]) -> None:
         """Write one folder of the staging tree (workers call this with the staging path)."""
         folder = staging / rel
         if folder.exists():
             shutil.rmtree(folder)
-        folder.mkdir(parents=True)
+        Staging.add_into(staging, rel, files)
+
+    @staticmethod
+    def add_into(staging: Path, rel: str, files: Iterable[tuple[str, bytes]]) -> None:
+        """Add files to one folder of the staging tree, made when missing (workers add each
+        bundle's Application to ``<env>/argocd/`` so); a name already there fails."""
+        folder = staging / rel
+        folder.mkdir(parents=True, exist_ok=True)
         dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:  # plain os calls: a bundle is about 25 small files, and Python file objects cost more than the writes
             for name, data in files:
