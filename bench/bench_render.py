@@ -7,8 +7,9 @@ Parts (all by default; each runnable alone with ``--part``):
             then the same build with its output in memory (``--memory-fs``, a tmpfs): what creating
             300,000 files on the work disk costs (user and system CPU of each)
   kustomize render per bundle vs `kubectl kustomize` per bundle (a timed sample)
-  commits   `render commit` into a local repo: first commit, one install changed, nothing changed (into
-            the checkout, then into a bare clone of it: no working tree, the shape of CI's clone of a URL)
+  commits   `render commit` into a local repo: first commit, then ROUNDS commits of one install changed
+            (changed and changed back in turn) and ROUNDS of nothing changed, their median and range
+            (into the checkout, then into a bare clone of it: no working tree, the shape of CI's clone of a URL)
   shards    `render build --shard I/N` for I = 1..N one after another, then the join
             (`render build --from-shards ... --out`), on --shard-bundles bundles (default 4 x --bundles)
   policies  bench/bench_policies.py (the policy engines per bundle), when present
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -35,6 +37,7 @@ from generate import generate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("cold", "kustomize", "commits", "shards", "policies")
+ROUNDS = 5  # commits of each kind and shape (the median is shown: one run varies by 10-20% on this machine)
 # Runs a command and prints its peak RSS (KiB): the largest of it and its (waited-for) workers.
 # Also its CPU time (user, system: the kernel's share, file creation above all), workers included.
 _MEASURE = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:]); "
@@ -132,8 +135,8 @@ def kustomize(b: Bench, built: dict, sample: int) -> None:
 def commits(b: Bench, envs: Path) -> None:
     repo = b.work / "gitops"
     shutil.rmtree(repo, ignore_errors=True)
-    first, peak, doc = b.render("commit", envs, "--repo", repo, "--init")
     cached = "verdict and signature caches as the cold build left them" if (b.work / "cache").exists() else "cold"
+    first, peak, doc = b.render("commit", envs, "--repo", repo, "--init")
     b.say("commit, first", f"{len(doc['bundles'])} bundles added in {first:.1f} s ({cached}), peak RSS {peak:.0f} MiB")
     # the same runs into a bare repository (no working tree: the shape of CI's clone of a URL)
     bare = b.work / "gitops.git"
@@ -142,16 +145,35 @@ def commits(b: Bench, envs: Path) -> None:
     install = next(envs.glob("*/tenants/*/plugins/grade-sync.yaml"))
     text = install.read_text()
     for target, shape in ((repo, "checkout"), (bare, "bare repo")):
-        install.write_text(text + "  overrides:\n    replicas: {max: 2}\n")
-        try:
-            one, peak, doc = b.render("commit", envs, "--repo", target)
-            b.say(f"commit, 1 install changed ({shape})", f"{len(doc['bundles'])} bundle changed in {one:.1f} s "
-                  f"({doc['keptUnchanged']} kept through the kept index), peak RSS {peak:.0f} MiB")
-            none, peak, doc = b.render("commit", envs, "--repo", target)
-            b.say(f"commit, nothing changed ({shape})", f"{'unchanged' if doc['unchanged'] else 'CHANGED?'} in "
-                  f"{none:.1f} s ({doc['keptUnchanged']} kept through the kept index), peak RSS {peak:.0f} MiB")
+        try:  # ROUNDS commits, the install changed and changed back in turn: single runs vary by 10-20% here
+            runs = []
+            for i in range(ROUNDS):
+                install.write_text(text + "  overrides:\n    replicas: {max: 2}\n" if i % 2 == 0 else text)
+                seconds, peak, doc = b.render("commit", envs, "--repo", target)
+                runs.append((seconds, peak, len(doc["bundles"]), doc["keptUnchanged"]))
+            b.say(f"commit, 1 install changed ({shape})", f"{_spread([r[0] for r in runs])} "
+                  f"({', '.join(f'{r[0]:.2f}' for r in runs)}; each {_same(r[2] for r in runs)} bundle changed, "
+                  f"{_same(r[3] for r in runs)} kept through the kept index), peak RSS {max(r[1] for r in runs):.0f} MiB")
+            runs = []
+            for _ in range(ROUNDS):
+                seconds, peak, doc = b.render("commit", envs, "--repo", target)
+                runs.append((seconds, peak, doc["unchanged"], doc["keptUnchanged"]))
+            b.say(f"commit, nothing changed ({shape})", f"{_spread([r[0] for r in runs])} "
+                  f"({', '.join(f'{r[0]:.2f}' for r in runs)}; {'unchanged' if all(r[2] for r in runs) else 'CHANGED?'}, "
+                  f"{_same(r[3] for r in runs)} kept through the kept index), peak RSS {max(r[1] for r in runs):.0f} MiB")
         finally:
             install.write_text(text)
+
+
+def _spread(seconds: list[float]) -> str:
+    """The median of some runs and their range."""
+    return f"median {statistics.median(seconds):.1f} s of {len(seconds)} runs, {min(seconds):.1f}-{max(seconds):.1f} s"
+
+
+def _same(values) -> str:
+    """The one value all runs gave, or all of them when they differ."""
+    values = list(values)
+    return str(values[0]) if len(set(values)) == 1 else "/".join(map(str, values))
 
 
 def shards(b: Bench, bundles: int, count: int) -> None:
