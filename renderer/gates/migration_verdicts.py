@@ -29,6 +29,8 @@ import stat
 from pathlib import Path
 from typing import Callable, Optional
 
+import orjson
+
 from renderer.core import codeid
 from renderer.core.errors import RendererBroken
 
@@ -75,11 +77,19 @@ def _folder_digest(plugin_dir: Path) -> Optional[str]:
             total += info.st_size
             if files > MAX_FILES or total > MAX_BYTES:
                 return None
+            try:  # not through a link put there since, nor waiting on a FIFO
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                return None
             try:
-                with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None
+                with os.fdopen(fd, "rb", closefd=False) as f:
                     data = f.read(MAX_BYTES + 1)
             except OSError:
                 return None
+            finally:
+                os.close(fd)
             h.update(f"f\0{os.path.join(rel_top, name)}\0{len(data)}\0".encode("utf-8", "surrogateescape") + data)
     return h.hexdigest()
 
@@ -114,7 +124,7 @@ class MigrationVerdicts:
         try:
             with open(self.root / f"{key}.json", "rb") as f:
                 raw = f.read(MAX_RECORD_BYTES + 1)
-            doc = json.loads(raw) if len(raw) <= MAX_RECORD_BYTES else None
+            doc = orjson.loads(raw) if len(raw) <= MAX_RECORD_BYTES else None
         except (OSError, ValueError, RecursionError):
             return None
         if not isinstance(doc, dict) or doc.get("key") != key or not isinstance(doc.get("findings"), list):
