@@ -22,15 +22,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-from bench_policies import broken, render_all  # noqa: E402
-from generate import generate  # noqa: E402
+from bench_policies import batches_of, broken, generated, render_all  # noqa: E402
 from renderer.gates.policy import DENY, WARN, PolicyEngine, _to_json, policy_files  # noqa: E402
 
 POLICIES = REPO / "policies"
@@ -53,7 +51,7 @@ def interpreter(inputs, repeat: int, reference) -> None:
     for path in policy_files(POLICIES):
         engine.add_policy(path.name, path.read_text(encoding="utf-8"))
     sizes = (1, 2, 4, 8)
-    batches = {n: [[e for value in inputs[i:i + n] for e in value] for i in range(0, len(inputs), n)] for n in sizes}
+    batches = {n: batches_of(inputs, n) for n in sizes}
     best = dict.fromkeys(sizes, float("inf"))
     for _ in range(max(3, repeat)):  # the sizes take turns, so a busy moment of the machine hits each alike
         for n in sizes:
@@ -159,14 +157,13 @@ def main() -> int:
     a = ap.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
     examples = render_all(REPO / "environments", "bench")
-    with tempfile.TemporaryDirectory() as tmp:
-        generated = render_all(generate(Path(tmp) / "environments", a.bundles), "bench")
-    inputs = examples + broken(examples) + generated
+    made = generated(a.bundles)
+    inputs = examples + broken(examples) + made
     gate = PolicyEngine(POLICIES)
     reference = [gate.evaluate(v) for v in inputs]
     print(f"{len(inputs)} bundles ({sum(1 for d, _ in reference if d)} denied by the gate)\n")
     print("engines, per bundle (CPU):")
-    interpreter(generated, a.repeat, reference)
+    interpreter(made, a.repeat, reference)
     rvm(inputs, a.repeat, reference)
     opa(inputs, min(a.repeat, 2), reference)
     print("\nwhat a construct costs in regorus's interpreter, per entry of the input:")

@@ -36,6 +36,7 @@ from renderer.gates.policy import DENY, WARN, PolicyEngine, _to_json, bundle_inp
 from renderer.pipeline.load import load  # noqa: E402
 from renderer.pipeline.plan import plan  # noqa: E402
 from renderer.pipeline.render import Renderer  # noqa: E402
+from renderer.pipeline.validate import POLICY_BATCH  # noqa: E402
 
 PROJECT = 10_000
 POLICIES = REPO / "policies"
@@ -92,6 +93,17 @@ def render_all(envs: Path, name: str) -> list[list[dict]]:
             b = renderer.render_bundle(bundle_plan)
             out.append(bundle_input(b.path, list(b.objects), json.loads(dict(b.files)["bundle.json"])))
     return out
+
+
+def generated(bundles: int) -> list[list[dict]]:
+    """``bundles`` generated bundles (bench/generate.py, in a scratch folder), as the gate's input."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return render_all(generate(Path(tmp) / "environments", bundles), "bench")
+
+
+def batches_of(inputs: list[list[dict]], n: int = POLICY_BATCH) -> list[list[dict]]:
+    """The inputs ``n`` bundles to an evaluation, as a worker hands them to the gate."""
+    return [[e for v in inputs[i:i + n] for e in v] for i in range(0, len(inputs), n)]
 
 
 def broken(inputs: list[list[dict]]) -> list[list[dict]]:
@@ -221,11 +233,10 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
 
     examples = render_all(REPO / "environments", "bench")
-    with tempfile.TemporaryDirectory() as tmp:
-        generated = render_all(generate(Path(tmp) / "environments", a.bundles), "bench")
-    inputs = examples + broken(examples) + generated
-    objects = sum(len(e) for e in generated) / max(1, len(generated))
-    print(f"{len(examples)} example bundles, the same broken, {len(generated)} generated "
+    made = generated(a.bundles)
+    inputs = examples + broken(examples) + made
+    objects = sum(len(e) for e in made) / max(1, len(made))
+    print(f"{len(examples)} example bundles, the same broken, {len(made)} generated "
           f"({objects:.1f} files per bundle, bundle.json included)")
 
     t = time.perf_counter()
@@ -266,13 +277,13 @@ def main() -> int:
             print(f"  {ms:7.3f}  {label}")
 
     if a.workers > 1:
-        chunks = [generated[i::a.workers] for i in range(a.workers)]
+        chunks = [made[i::a.workers] for i in range(a.workers)]
         t = time.perf_counter()
         with ProcessPoolExecutor(a.workers) as pool:
             list(pool.map(_worker, chunks, [policies] * len(chunks)))
         seconds = time.perf_counter() - t
-        print(f"\nregorus on {a.workers} worker processes (each loads the policies once): {len(generated)} bundles "
-              f"in {seconds:.2f} s = {1e3 * seconds / len(generated):.2f} ms/bundle")
+        print(f"\nregorus on {a.workers} worker processes (each loads the policies once): {len(made)} bundles "
+              f"in {seconds:.2f} s = {1e3 * seconds / len(made):.2f} ms/bundle")
     return 0 if same == len(inputs) else 1
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,8 +22,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 import regorus  # noqa: E402
 
-from bench_policies import broken, render_all  # noqa: E402
-from generate import generate  # noqa: E402
+from bench_policies import batches_of, broken, generated  # noqa: E402
 from renderer.gates.policy import DENY, WARN, policy_files  # noqa: E402
 
 
@@ -33,10 +31,6 @@ def engine(policies: Path) -> regorus.Engine:
     for path in policy_files(policies):
         eng.add_policy(path.name, path.read_text(encoding="utf-8"))
     return eng
-
-
-def batches_of(inputs, n=4):
-    return [[e for v in inputs[i:i + n] for e in v] for i in range(0, len(inputs), n)]
 
 
 def step_ms(engines: dict, batches, bundles: int, repeat: int) -> dict[str, dict[str, float]]:
@@ -77,8 +71,7 @@ def main() -> int:
     ap.add_argument("--bundles", type=int, default=120)
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs = render_all(generate(Path(tmp) / "envs", a.bundles), "bench")
+    inputs = generated(a.bundles)
     batches = batches_of(inputs)
     engines = {"old": engine(a.old), "new": engine(a.new)}
     for check in (batches, batches_of(broken(inputs)), [[e] for v in inputs[:8] for e in v]):

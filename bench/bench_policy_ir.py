@@ -53,13 +53,12 @@ def main() -> int:
     ap.add_argument("--policies", type=Path, default=REPO / "policies")
     ap.add_argument("--inputs", type=int, default=4, help="combined inputs of 4 bundles each")
     a = ap.parse_args()
-    from bench_policies import render_all
-    from generate import generate
+    from bench_policies import batches_of, generated
 
+    inputs = generated(4 * a.inputs)
+    batches = batches_of(inputs, 4)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        inputs = render_all(generate(tmp / "envs", 4 * a.inputs), "bench")
-        batches = [[e for v in inputs[i:i + 4] for e in v] for i in range(0, len(inputs), 4)]
         (tmp / "batches.pkl").write_bytes(pickle.dumps(batches))
         (tmp / "child.py").write_text(_CHILD, encoding="utf-8")
         base = instructions(tmp / "child.py", tmp / "batches.pkl", a.policies, "-")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,8 +17,7 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 import regorus  # noqa: E402
 
-from bench_policies import render_all  # noqa: E402
-from generate import generate  # noqa: E402
+from bench_policies import batches_of, generated  # noqa: E402
 from renderer.gates.policy import policy_files  # noqa: E402
 
 SHARED = ("input_index", "bundles", "pod_entries", "cluster_scoped_entries", "bundle_kafka_facts",
@@ -32,9 +30,8 @@ def main() -> int:
     ap.add_argument("--bundles", type=int, default=120)
     ap.add_argument("--repeat", type=int, default=5)
     a = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        inputs = render_all(generate(Path(tmp) / "envs", a.bundles), "bench")
-    batches = [[e for v in inputs[i:i + 4] for e in v] for i in range(0, len(inputs), 4)]
+    inputs = generated(a.bundles)
+    batches = batches_of(inputs)
     eng, rules = regorus.Engine(), []
     for p in policy_files(a.policies):
         lines = p.read_text(encoding="utf-8").splitlines()
